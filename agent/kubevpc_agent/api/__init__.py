@@ -1,0 +1,1 @@
+"""The gRPC edge: dpservice's wire contract in, table operations out."""

@@ -1,0 +1,1 @@
+"""Port implementations behind :class:`kubevpc_agent.graph.port.Port`."""
