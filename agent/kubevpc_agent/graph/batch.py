@@ -45,7 +45,7 @@ class L3(IntEnum):
     ARP = 3
 
 
-class PoolExhausted(RuntimeError):
+class PoolExhaustedError(RuntimeError):
     """No free slot: the caller drops (and counts) the frame instead of growing memory."""
 
 
@@ -66,9 +66,9 @@ class PacketPool:
         return self._top
 
     def alloc(self, n: int) -> I32:
-        """Take ``n`` slots (raises :class:`PoolExhausted` when fewer are free)."""
+        """Take ``n`` slots (raises :class:`PoolExhaustedError` when fewer are free)."""
         if n > self._top:
-            raise PoolExhausted(f"{n} slots wanted, {self._top} free")
+            raise PoolExhaustedError(f"{n} slots wanted, {self._top} free")
         self._top -= n
         return self._free[self._top : self._top + n].copy()
 
@@ -215,7 +215,8 @@ class Batch:
 
 def be16(cols: U8, at: int) -> U16:
     """Big-endian 16-bit field at byte column ``at`` of a byte matrix, as host integers."""
-    return (cols[:, at].astype(np.uint16) << 8) | cols[:, at + 1]
+    hi = cols[:, at].astype(np.uint16) << np.uint16(8)
+    return hi | cols[:, at + 1].astype(np.uint16)
 
 
 def be32(cols: U8, at: int) -> U32:

@@ -134,11 +134,11 @@ class Graph:
                 self.tracer.record(node.name, batch, self.nodes[table[edge]].name)
             self.enqueue(batch, table[edge])
             return
-        for edge in nonzero:
-            sub = batch.select(np.flatnonzero(edges == edge))
+        for e in nonzero.tolist():
+            sub = batch.select(np.flatnonzero(edges == e))
             if self.tracer is not None:
-                self.tracer.record(node.name, sub, self.nodes[table[edge]].name)
-            self.enqueue(sub, table[int(edge)])
+                self.tracer.record(node.name, sub, self.nodes[table[e]].name)
+            self.enqueue(sub, table[e])
 
     def to_dot(self) -> str:
         """The graph in Graphviz dot form (DPDK ``rte_graph_export``)."""

@@ -8,7 +8,7 @@ from itertools import count
 
 import numpy as np
 
-from kubevpc_agent.graph.batch import HEADROOM, SLOT_SIZE, Batch, PacketPool, PoolExhausted
+from kubevpc_agent.graph.batch import HEADROOM, SLOT_SIZE, Batch, PacketPool, PoolExhaustedError
 from kubevpc_agent.graph.port import PortSpec
 
 _pkt_ids = count(1)
@@ -36,7 +36,7 @@ class MemoryPort:
         frames = [f for f in frames if len(f) <= SLOT_SIZE - HEADROOM]
         try:
             slots = pool.alloc(len(frames))
-        except PoolExhausted:
+        except PoolExhaustedError:
             self.rx_dropped += len(frames)
             return Batch(pool, 0)
         batch = Batch(pool, len(frames))
