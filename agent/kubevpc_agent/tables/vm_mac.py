@@ -52,7 +52,7 @@ class PortMacs:
             self.version += 1
 
     def peer_mac(self, port_id: int) -> bytes:
-        return self.peer[port_id].tobytes()
+        return bytes(self.peer[port_id])
 
     def own_mac(self, port_id: int) -> bytes:
-        return self.own[port_id].tobytes()
+        return bytes(self.own[port_id])
