@@ -43,6 +43,9 @@ class PortMacs:
             if p.kind.name == "PF":
                 self.peer[p.port_id] = 0
         self.version = 0
+        # the interface whose VM answered the "ARP cycle", per VF port (dpservice ``iface.arp_done``,
+        # reset by a new interface): until then GARPs ask for the VM's address and its answer is learned
+        self._arp_done_for: dict[int, object] = {}
 
     def learn(self, port_id: int, mac: bytes) -> None:
         """Record the peer MAC seen on a port (no-op when unchanged)."""
@@ -56,3 +59,10 @@ class PortMacs:
 
     def own_mac(self, port_id: int) -> bytes:
         return bytes(self.own[port_id])
+
+    def is_arp_cycle_pending(self, port_id: int, interface: object | None) -> bool:
+        """True while ``interface`` (now on the port) has not answered an ARP for its own IPv4."""
+        return interface is not None and self._arp_done_for.get(port_id) is not interface
+
+    def end_arp_cycle(self, port_id: int, interface: object) -> None:
+        self._arp_done_for[port_id] = interface
