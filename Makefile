@@ -5,7 +5,7 @@ TOOLS ?= $(or $(KUBEVPC_TOOLS),/root/.cache/kubevpc/tools)
 export KUBEVPC_TOOLS := $(TOOLS)
 export PATH := $(TOOLS)/bin:$(PATH)
 
-APT_PACKAGES := busybox isc-dhcp-client iperf3 iproute2 netsniff-ng etcd-server clang bpftool \
+APT_PACKAGES := busybox isc-dhcp-client iperf3 iproute2 netsniff-ng clang bpftool \
 	tcpdump iputils-ping socat ethtool curl openssl procps
 
 .PHONY: setup deps tools lint test test-fast demo proto bench clean-netns
