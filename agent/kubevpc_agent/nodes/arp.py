@@ -31,11 +31,11 @@ from kubevpc_agent.protocols.arp import (
     ArpOp,
     parse_arp,
 )
+from kubevpc_agent.protocols.ether import ETHER_LEN, OFF_DST, OFF_SRC
 from kubevpc_agent.tables.model import GATEWAY_IPV4
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs
 
-ETHER_LEN = 14
 GATEWAY = GATEWAY_IPV4.packed
 
 
@@ -105,7 +105,7 @@ class Arp(PerPacketNode):
             and arp.spa == iface.ipv4.packed
             and self.macs.is_arp_cycle_pending(port_id, iface)
         ):
-            self.macs.learn(port_id, bytes(frame[6:12]))
+            self.macs.learn(port_id, bytes(frame[OFF_SRC : OFF_SRC + 6]))
             self.macs.end_arp_cycle(port_id, iface)
             counts[Counter.LEARNED] += 1
 
@@ -116,8 +116,8 @@ class Arp(PerPacketNode):
 
         own = self.macs.own_mac(port_id)
         arp_at = ETHER_LEN
-        frame[0:6] = list(arp.sha)
-        frame[6:12] = list(own)
+        frame[OFF_DST : OFF_DST + 6] = list(arp.sha)
+        frame[OFF_SRC : OFF_SRC + 6] = list(own)
         frame[arp_at + OFF_OPCODE : arp_at + OFF_OPCODE + 2] = [0, ArpOp.REPLY]
         frame[arp_at + OFF_SHA : arp_at + OFF_SHA + 6] = list(own)
         frame[arp_at + OFF_SPA : arp_at + OFF_SPA + 4] = list(arp.tpa)

@@ -19,7 +19,6 @@ write whatever its address union held into siaddr and the file URL).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
@@ -34,7 +33,6 @@ from kubevpc_agent.protocols.dhcp import (
     MAGIC_COOKIE,
     PXE_TFTP_PATH,
     PXE_VENDOR_CLASS,
-    SERVER_PORT,
     Bootp,
     BootpOp,
     MessageType,
@@ -46,22 +44,21 @@ from kubevpc_agent.protocols.dhcp import (
     parse_bootp,
     parse_options,
 )
+from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
+from kubevpc_agent.protocols.ipv4 import FRAGMENT_MASK, IPV4, IPV4_LEN
+from kubevpc_agent.protocols.udp import DHCP_SERVER_PORT, UDP, UDP_LEN
+from kubevpc_agent.protocols.udp import PROTO as UDP_PROTO
 from kubevpc_agent.tables.model import GATEWAY_IPV4, Interface
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs
 
-ETHER_LEN = 14
-ETHERTYPE_IPV4 = 0x0800
-PROTO_UDP = 17
-IPV4_FIXED = struct.Struct("!BBHHHBB")  # version/ihl, tos, total length, id, flags/fragment, ttl, proto
-UDP_PORTS = struct.Struct("!HHH")  # source port, destination port, length
 GATEWAY = GATEWAY_IPV4.packed
 BROADCAST_MAC = b"\xff" * 6
 BROADCAST_IP = b"\xff" * 4
 INFINITE_LEASE = b"\xff\xff\xff\xff"  # seconds; RFC 2131 §3.3: 0xffffffff means infinity
 HOST_MASK = b"\xff\xff\xff\xff"  # a /32: the VM has no on-link subnet
 # room for options in a 1500-byte frame: 1500 - Ether 14 - IPv4 20 - UDP 8 - BOOTP fixed 240
-MAX_OPTIONS_LEN = 1500 - ETHER_LEN - 20 - 8 - BOOTP_LEN
+MAX_OPTIONS_LEN = 1500 - ETHER_LEN - IPV4_LEN - UDP_LEN - BOOTP_LEN
 FILE_LEN = 128  # BOOTP ``file`` field, NUL-terminated
 LINK_LOCAL = IPv4Network("169.254.0.0/16")
 VIRTSVC_NET = IPv4Network("169.254.1.0/24")  # link-local space of virtual services (§4.13)
@@ -168,24 +165,30 @@ class Dhcp(PerPacketNode):
         frame = bytes(batch.frame(i))
 
         # Ether + IPv4 + UDP to port 67, bounded by the IPv4 total length (not Ethernet padding)
-        if len(frame) < ETHER_LEN + 20 + 8 or frame[12:14] != ETHERTYPE_IPV4.to_bytes(2, "big"):
+        if len(frame) < ETHER_LEN + IPV4_LEN + UDP_LEN or frame[12:14] != EtherType.IPV4.to_bytes(2, "big"):
             return Counter.MALFORMED, None
-        ver_ihl, tos, total_len, ident, frag, ttl, proto = IPV4_FIXED.unpack_from(frame, ETHER_LEN)
+        ver_ihl, tos, total_len, ident, frag, ttl, proto, _, _, _ = IPV4.unpack_from(frame, ETHER_LEN)
         ihl = (ver_ihl & 0x0F) * 4
         end = ETHER_LEN + total_len
-        if ver_ihl >> 4 != 4 or ihl < 20 or proto != PROTO_UDP or end > len(frame) or frag & 0x3FFF:
+        if (
+            ver_ihl >> 4 != 4
+            or ihl < IPV4_LEN
+            or proto != UDP_PROTO
+            or end > len(frame)
+            or frag & FRAGMENT_MASK
+        ):
             return Counter.MALFORMED, None
         udp_at = ETHER_LEN + ihl
-        if udp_at + 8 > end:
+        if udp_at + UDP_LEN > end:
             return Counter.MALFORMED, None
-        _, dport, _ = UDP_PORTS.unpack_from(frame, udp_at)
-        request = parse_bootp(frame[udp_at + 8 : end])
-        if dport != SERVER_PORT or request is None:
+        _, dport, _, _ = UDP.unpack_from(frame, udp_at)
+        request = parse_bootp(frame[udp_at + UDP_LEN : end])
+        if dport != DHCP_SERVER_PORT or request is None:
             return Counter.MALFORMED, None
 
         if request.op != BootpOp.REQUEST:
             return Counter.NOT_BOOTREQUEST, None
-        options = parse_options(frame[udp_at + 8 + BOOTP_LEN : end])
+        options = parse_options(frame[udp_at + UDP_LEN + BOOTP_LEN : end])
         msg_type = next((v[0] for c, v in options or () if c == OptionCode.MESSAGE_TYPE and v), None)
         if options is None or msg_type is None:
             return Counter.MALFORMED, None

@@ -24,7 +24,6 @@ ARP = struct.Struct("!HHBBH6s4s6s4s")
 ARP_LEN = ARP.size  # 28 bytes
 HTYPE_ETHERNET = 1
 PTYPE_IPV4 = 0x0800
-ETHERTYPE_ARP = 0x0806
 
 # offsets inside the ARP packet
 OFF_OPCODE = 6

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 
-from kubevpc_agent.protocols.checksum import checksum, pseudo_header_sum
+from kubevpc_agent.protocols.ether import EtherType, build_ether
+from kubevpc_agent.protocols.ipv4 import build_ipv4
+from kubevpc_agent.protocols.udp import DHCP_CLIENT_PORT, DHCP_SERVER_PORT, build_udp
+from kubevpc_agent.protocols.udp import PROTO as UDP_PROTO
 
 BOOTP = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s4s")
 BOOTP_LEN = BOOTP.size  # 240 bytes: the fixed header including the magic cookie
 MAGIC_COOKIE = bytes((99, 130, 83, 99))  # RFC 2131 §3
-SERVER_PORT = 67
-CLIENT_PORT = 68
 
 
 class BootpOp(IntEnum):
@@ -173,12 +174,6 @@ class PxeMode(IntEnum):
 
 # --- the reply frame -------------------------------------------------------------------------------
 
-_ETHER = struct.Struct("!6s6sH")
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")
-_UDP = struct.Struct("!HHHH")
-_ETHERTYPE_IPV4 = 0x0800
-_PROTO_UDP = 17
-
 
 def build_reply_frame(
     *,
@@ -193,10 +188,9 @@ def build_reply_frame(
     message: bytes,
 ) -> bytes:
     """Ether + IPv4 (20 bytes) + UDP 67 → 68 + ``message``, with both checksums filled in."""
-    udp_len = 8 + len(message)
-    ip_header = _IPV4.pack(0x45, tos, 20 + udp_len, ident, frag, ttl, _PROTO_UDP, 0, ip_src, ip_dst)
-    ip_header = ip_header[:10] + checksum(ip_header).to_bytes(2, "big") + ip_header[12:]
-    udp_header = _UDP.pack(SERVER_PORT, CLIENT_PORT, udp_len, 0)
-    udp_sum = checksum(udp_header + message, pseudo_header_sum(ip_src, ip_dst, _PROTO_UDP, udp_len))
-    udp_header = udp_header[:6] + (udp_sum or 0xFFFF).to_bytes(2, "big")  # RFC 768: 0 means "none"
-    return _ETHER.pack(eth_dst, eth_src, _ETHERTYPE_IPV4) + ip_header + udp_header + message
+    datagram = build_udp(ip_src, ip_dst, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, message)
+    return (
+        build_ether(eth_dst, eth_src, EtherType.IPV4)
+        + build_ipv4(ip_src, ip_dst, UDP_PROTO, len(datagram), ttl=ttl, ident=ident, tos=tos, flags=frag)
+        + datagram
+    )
