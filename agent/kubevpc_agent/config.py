@@ -45,6 +45,7 @@ class AgentConfig:
     log_format: str = "text"
     color: str = "never"
     metrics_listen: str = ""  # host:port of the Prometheus endpoint ("" = off)
+    fw_drop_compat: bool = False  # reject firewall DROP rules with 441 NO_DROP_SUPPORT, as dpservice
     conntrack_capacity: int = 1 << 20  # flows; full table drops new flows, keeps established
     extra: dict[str, str] = field(default_factory=dict)  # accepted-and-ignored options, for the log
 
