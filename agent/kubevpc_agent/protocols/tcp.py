@@ -27,6 +27,8 @@ from enum import IntFlag
 TCP = struct.Struct("!HHIIBBHHH")
 TCP_LEN = TCP.size  # 20 bytes without options
 
+PROTO = 6
+
 OFF_SPORT = 0
 OFF_DPORT = 2
 OFF_SEQ = 4
