@@ -1,0 +1,97 @@
+"""ipip_decap: strip the outer Ethernet + IPv6 underlay header (RFC 2473; DPSERVICE.md §3.1, §3.3).
+
+In:  frames from an uplink whose outer IPv6 next header is 4 (IPv4) or 41 (IPv6); ``cls`` has
+     validated both headers and filled the columns from the inner packet.
+Out: ``conntrack``, with ``vni``, ``vnf_type`` and ``tx_port`` taken from the VNF entry of the
+     outer destination (exact 128-bit match; the outer source is not checked, as in dpservice) and a
+     new Ethernet header (dst = the learned MAC behind that port, src = the port's own MAC, type
+     by the inner packet); drop when the destination is none of our underlay addresses.
+
+The frame start moves forward 40 bytes (the inner packet keeps its place, the new Ethernet header
+overwrites the end of the old IPv6 header), so no packet bytes are copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from kubevpc_agent.graph.batch import L3, Batch, be64
+from kubevpc_agent.graph.node import Node
+from kubevpc_agent.protocols import ipv6
+from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
+from kubevpc_agent.tables.port_table import PortTable
+from kubevpc_agent.tables.vm_mac import PortMacs
+from kubevpc_agent.tables.vnf_map import VnfMap
+
+OUTER_DST = ETHER_LEN + ipv6.OFF_DST  # 38
+SHRINK = ipv6.IPV6_LEN  # 40 bytes fewer: outer Ether + IPv6 out, new Ether in
+_V4_TYPE = np.frombuffer(EtherType.IPV4.to_bytes(2, "big"), dtype=np.uint8)
+_V6_TYPE = np.frombuffer(EtherType.IPV6.to_bytes(2, "big"), dtype=np.uint8)
+
+
+class Next(IntEnum):
+    DROP = 0
+    CONNTRACK = 1
+
+
+class Counter(IntEnum):
+    DECAPSULATED = 0
+    NO_UNDERLAY_MATCH = 1
+    BAD_PORT = 2
+
+
+COUNTER_HELP: Mapping[IntEnum, str] = {
+    Counter.DECAPSULATED: "Packets decapsulated",
+    Counter.NO_UNDERLAY_MATCH: "Outer destination is not one of our underlay addresses (dropped)",
+    Counter.BAD_PORT: "Underlay address bound to a port the agent does not have (dropped)",
+}
+
+
+class IpipDecap(Node):
+    """IP-in-IPv6 decapsulation; see the module docstring."""
+
+    name = "ipip_decap"
+    NEXT_NODES = {Next.CONNTRACK: "conntrack"}
+    COUNTER_HELP = COUNTER_HELP
+
+    def __init__(self, vnf: VnfMap, ports: PortTable, macs: PortMacs) -> None:
+        super().__init__()
+        self.vnf = vnf
+        self.ports = ports
+        self.macs = macs
+
+    def process(self, batch: Batch) -> npt.NDArray[np.intp] | int:
+        vnf, ports, macs = self.vnf, self.ports, self.macs
+        vnf.refresh()
+        ports.refresh()
+        outer_dst = batch.read(OUTER_DST, 16)
+        entry = vnf.lookup(be64(outer_dst, 0), be64(outer_dst, 8))
+        found = entry >= 0
+        e = np.where(found, entry, vnf.size)  # the pad entry: port -1
+        port_idx, port_ok = ports.index(vnf.port[e])
+        reason = np.select(
+            [~found, ~port_ok], [Counter.NO_UNDERLAY_MATCH, Counter.BAD_PORT], Counter.DECAPSULATED
+        )
+        ok = reason == Counter.DECAPSULATED
+        self.counters += np.bincount(reason, minlength=len(Counter)).astype(np.uint64)
+
+        batch.vni = np.where(ok, vnf.vni[e], batch.vni).astype(np.uint32)
+        batch.vnf_type = np.where(ok, vnf.vnf_type[e], batch.vnf_type).astype(np.uint8)
+        batch.tx_port = np.where(ok, vnf.port[e], batch.tx_port).astype(np.int16)
+        ether = np.empty((len(batch), ETHER_LEN), dtype=np.uint8)
+        ether[:, 0:6] = macs.peer[port_idx]
+        ether[:, 6:12] = macs.own[port_idx]
+        ether[:, 12:14] = np.where((batch.l3 == L3.IPV4)[:, None], _V4_TYPE, _V6_TYPE)
+        if ok.all():
+            batch.write(SHRINK, ether)
+            batch.off += SHRINK
+            batch.length -= SHRINK
+            return Next.CONNTRACK
+        batch.select(ok).write(SHRINK, ether[ok])
+        batch.off = np.where(ok, batch.off + SHRINK, batch.off).astype(np.int32)
+        batch.length = np.where(ok, batch.length - SHRINK, batch.length).astype(np.int32)
+        return np.where(ok, Next.CONNTRACK, Next.DROP).astype(np.intp)
