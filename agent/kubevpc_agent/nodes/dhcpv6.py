@@ -58,6 +58,7 @@ GATEWAY = GATEWAY_IPV6.packed
 SERVER_DUID_HW_TYPE = 0xABCD  # dpservice's value: not an IANA hardware type, so never a client's
 MAX_CLIENT_ID_LEN = 128  # bytes of DUID dpservice accepts; longer Client IDs are malformed
 UDP_AT = ETHER_LEN + ipv6.IPV6_LEN
+MAX_REPLY_LEN = ETHER_LEN + 1500  # the VM link's MTU; longer replies (huge DNS lists) are dropped
 MESSAGE_AT = UDP_AT + udp.UDP_LEN
 
 
@@ -74,6 +75,7 @@ class Counter(IntEnum):
     UNHANDLED_TYPE = 4
     MALFORMED = 5
     PXE_WITHOUT_IPV6_SERVER = 6
+    REPLY_TOO_LARGE = 7
 
 
 COUNTER_HELP: Mapping[IntEnum, str] = {
@@ -84,6 +86,7 @@ COUNTER_HELP: Mapping[IntEnum, str] = {
     Counter.UNHANDLED_TYPE: "Message types not answered (dropped)",
     Counter.MALFORMED: "Truncated or inconsistent IPv6/UDP/DHCPv6, or invalid options (dropped)",
     Counter.PXE_WITHOUT_IPV6_SERVER: "PXE/iPXE requests answered without boot URL: no IPv6 PXE server",
+    Counter.REPLY_TOO_LARGE: "Replies that would not fit a 1500-byte IPv6 packet (dropped)",
 }
 
 REPLY_TYPE: dict[int, MessageType] = {
@@ -174,7 +177,10 @@ class Dhcpv6(PerPacketNode):
         reply_options = self._reply_options(options, port_id, iface)
         if reply_options is None:
             return Counter.MALFORMED, None
-        return counter, self._reply(frame, port_id, reply_type, transaction_id, reply_options)
+        reply = self._reply(frame, port_id, reply_type, transaction_id, reply_options)
+        if len(reply) > MAX_REPLY_LEN:
+            return Counter.REPLY_TOO_LARGE, None
+        return counter, reply
 
     def _reply(
         self, request: bytes, port_id: int, reply_type: MessageType, transaction_id: bytes, options: bytes

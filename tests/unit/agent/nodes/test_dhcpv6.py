@@ -188,6 +188,15 @@ def test_dns_option_present_even_when_empty(state: AgentState, macs: PortMacs) -
     assert res.frames[0][MESSAGE_AT + 4 :] == server_id(VF2) + opt(23)
 
 
+def test_reply_too_large(state: AgentState, macs: PortMacs) -> None:
+    many_dns = tuple(IPv6Address(f"2001:db8::{i + 1:x}") for i in range(95))  # 1520 bytes of DNS option
+    node = Dhcpv6(state, macs, replace(CONFIG, dhcpv6_dns=many_dns))
+    res = run_node(node, [dhcpv6(VM3, DHCP6_Solicit(trid=2))], VF2)
+    assert (res.edges, res.counters) == ([Next.DROP], {"reply_too_large": 1})
+    fewer = Dhcpv6(state, macs, replace(CONFIG, dhcpv6_dns=many_dns[:80]))
+    assert run_node(fewer, [dhcpv6(VM3, DHCP6_Solicit(trid=2))], VF2).counters == {"advertised": 1}
+
+
 def test_hop_limit_and_traffic_class_copied(node: Dhcpv6) -> None:
     reply = checked(run_node(node, [dhcpv6(VM3, DHCP6_Solicit(), hlim=255, tc=0x20)], VF2).frames[0])
     assert (reply[IPv6].hlim, reply[IPv6].tc) == (255, 0x20)
