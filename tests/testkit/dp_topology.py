@@ -11,9 +11,6 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 
 import numpy as np
-from scapy.layers.inet import IP, UDP
-from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import Ether
 
 from kubevpc_agent.config import AgentConfig
 from kubevpc_agent.graph.batch import Batch, PacketPool
@@ -118,29 +115,3 @@ def run_node(node: Node, frames: Sequence[bytes], port: int) -> Result:
     after = node.counter_values()
     deltas = {k: after[k] - before[k] for k in after if after[k] != before[k]}
     return Result(edge_list, batch.frames(), batch.tx_port.tolist(), deltas)
-
-
-def checked(frame: bytes) -> Ether:
-    """Parse ``frame`` with scapy after asserting every length and checksum in it is right.
-
-    (Stand-in for the shared validator ``testkit.packets``; dpservice's ``validate_checksums``.)
-    """
-    pkt = Ether(frame)
-    for layer in pkt.layers():
-        fields = layer().fields_desc
-        name = next((f.name for f in fields if f.name in ("chksum", "cksum")), None)
-        if name is None:
-            continue
-        got = getattr(pkt[layer], name)
-        probe = Ether(frame)
-        setattr(probe[layer], name, None)
-        want = getattr(Ether(bytes(probe))[layer], name)
-        assert got == want, f"{layer.__name__} checksum {got:#06x}, expected {want:#06x}"
-    # lengths: the frame ends where the IP header says (no Ethernet padding in replies we build)
-    if IP in pkt:
-        assert pkt[IP].len == len(frame) - 14, "IPv4 total length"
-    if IPv6 in pkt:
-        assert pkt[IPv6].plen == len(frame) - 54, "IPv6 payload length"
-    if UDP in pkt:
-        assert pkt[UDP].len == len(bytes(pkt[UDP])), "UDP length"
-    return pkt

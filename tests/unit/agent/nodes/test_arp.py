@@ -10,7 +10,7 @@ from scapy.layers.l2 import ARP, Ether
 from kubevpc_agent.nodes.arp import Arp, Next
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs, mac_bytes
-from testkit.dp_topology import CONFIG, PF0, VF0, VF3, VM1, VM4, bind, interface_of, run_node, unbind
+from testkit.dp_topology import CONFIG, PF0, PORTS, VF0, VF3, VM1, VM4, bind, interface_of, run_node, unbind
 
 GW = "169.254.0.1"
 OTHER_MAC = "12:34:56:78:9a:bc"
@@ -149,10 +149,7 @@ def test_mixed_batch_counts_once(node: Arp) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=14, max_size=80))
 def test_garbage_never_raises(garbage: bytes) -> None:
-    from kubevpc_agent.tables.state import AgentState as State
-    from testkit.dp_topology import PORTS
-
-    state = State(CONFIG)
+    state = AgentState(CONFIG)
     bind(state, interface_of(VM1))
     node = Arp(state, PortMacs(PORTS), CONFIG)
     res = run_node(node, [garbage], VF0)

@@ -28,11 +28,11 @@ from testkit.dp_topology import (
     VM4,
     Vm,
     bind,
-    checked,
     interface_of,
     run_node,
     unbind,
 )
+from testkit.packets import assert_valid
 
 GW = "169.254.0.1"
 OPTIONS_AT = 14 + 20 + 8 + 240  # options of a reply: after Ether, IPv4, UDP, BOOTP fixed part
@@ -95,7 +95,7 @@ def test_dhcpv4_discover_then_request(node: Dhcp, macs: PortMacs, vm: Vm, hostna
     assert res.tx_ports == [vm.port]
     assert res.counters == {"offered": 1}
     frame = res.frames[0]
-    offer = checked(frame)
+    offer = assert_valid(frame)
     own = PORTS[vm.port].mac
     assert (offer[Ether].dst, offer[Ether].src, offer[Ether].type) == (vm.mac, own, 0x0800)
     assert (offer[IP].src, offer[IP].dst, offer[IP].ttl, offer[IP].proto) == (GW, vm.ip, 64, 17)
@@ -113,7 +113,7 @@ def test_dhcpv4_discover_then_request(node: Dhcp, macs: PortMacs, vm: Vm, hostna
 
     res = run_node(node, [request(vm)], vm.port)
     assert res.counters == {"acked": 1}
-    ack = checked(res.frames[0])
+    ack = assert_valid(res.frames[0])
     assert ack[BOOTP].yiaddr == vm.ip
     assert (ack[Ether].dst, ack[IP].dst) == (vm.mac, vm.ip)
     assert res.frames[0][OPTIONS_AT:] == expected_options(5, hostname=hostname)
@@ -128,7 +128,7 @@ def test_reply_copies_ip_fields_and_bootp_echoes(node: Dhcp) -> None:
         / BOOTP(chaddr=mac_bytes(VM1.mac) + b"0123456789", xid=99, secs=3, hops=1, ciaddr="10.100.1.1")
         / DHCP(options=[("message-type", "discover"), "end"])
     )
-    reply = checked(run_node(node, [frame], VF0).frames[0])
+    reply = assert_valid(run_node(node, [frame], VF0).frames[0])
     assert (reply[IP].tos, reply[IP].id, reply[IP].ttl, int(reply[IP].flags)) == (0x10, 4242, 17, 2)
     b = reply[BOOTP]
     assert (b.xid, b.secs, b.hops, b.ciaddr) == (99, 3, 1, "10.100.1.1")
@@ -143,7 +143,7 @@ def test_chaddr_is_the_ethernet_source(node: Dhcp) -> None:
         / BOOTP(chaddr=mac_bytes(VM1.mac))
         / DHCP(options=[("message-type", "discover"), "end"])
     )
-    reply = checked(run_node(node, [frame], VF0).frames[0])
+    reply = assert_valid(run_node(node, [frame], VF0).frames[0])
     assert reply[BOOTP].chaddr[:6] == mac_bytes("02:00:00:00:00:07")
     assert reply[Ether].dst == "02:00:00:00:00:07"
 
@@ -185,7 +185,7 @@ def test_pxe(
     bind(state, interface_of(VM4, pxe=PXE_V4))
     res = run_node(node, [discover(VM4.mac, *classes)], VF3)
     assert res.counters == {"offered": 1}, description
-    reply = checked(res.frames[0])
+    reply = assert_valid(res.frames[0])
     assert (reply[Ether].dst, reply[IP].dst) == ("ff:ff:ff:ff:ff:ff", "255.255.255.255")
     assert (reply[BOOTP].siaddr, reply[BOOTP].yiaddr) == ("192.168.100.9", VM4.ip)
     assert reply[BOOTP].file == boot_file.ljust(128, b"\0")
@@ -196,10 +196,10 @@ def test_pxe_mode_does_not_stick(node: Dhcp, state: AgentState) -> None:
     """dpservice keeps the PXE mode in a static variable; a plain request after a PXE one stays plain."""
     bind(state, interface_of(VM4, pxe=PXE_V4))
     run_node(node, [discover(VM4.mac, IPXE_CLASS)], VF3)
-    reply = checked(run_node(node, [discover(VM4.mac)], VF3).frames[0])
+    reply = assert_valid(run_node(node, [discover(VM4.mac)], VF3).frames[0])
     assert (reply[Ether].dst, reply[IP].dst, reply[BOOTP].siaddr) == (VM4.mac, VM4.ip, GW)
     assert reply[BOOTP].file == bytes(128)
-    reply = checked(run_node(node, [discover(VM1.mac)], VF0).frames[0])  # another port: plain too
+    reply = assert_valid(run_node(node, [discover(VM1.mac)], VF0).frames[0])  # another port: plain too
     assert reply[BOOTP].siaddr == GW
 
 
@@ -216,7 +216,7 @@ def test_virtual_services_route(state: AgentState, macs: PortMacs) -> None:
     frame = run_node(node, [discover(VM2.mac)], VF1).frames[0]
     routes = ROUTES_121 + bytes.fromhex("18a9fe01a9fe0001")  # + 169.254.1.0/24 -> 169.254.0.1
     assert bytes([121, len(routes)]) + routes in frame[OPTIONS_AT:]
-    checked(frame)
+    assert_valid(frame)
 
 
 def test_no_dns_option_without_dns_servers(state: AgentState, macs: PortMacs) -> None:
@@ -342,7 +342,7 @@ def test_mixed_batch(node: Dhcp) -> None:
     res = run_node(node, frames, VF0)  # all arrive on VF0: VM1's interface answers them
     assert res.edges == [Next.TX, Next.TX, Next.TX, Next.TX]
     assert res.counters == {"offered": 3, "acked": 1}
-    assert {checked(f)[BOOTP].yiaddr for f in res.frames} == {VM1.ip}
+    assert {assert_valid(f)[BOOTP].yiaddr for f in res.frames} == {VM1.ip}
 
 
 @settings(max_examples=300, deadline=None)
@@ -358,4 +358,4 @@ def test_mutated_requests_never_raise(data: st.DataObject) -> None:
     res = run_node(node, [bytes(frame[:cut])], VF0)
     assert res.edges in ([Next.DROP], [Next.TX])
     if res.edges == [Next.TX]:
-        checked(res.frames[0])
+        assert_valid(res.frames[0])

@@ -54,10 +54,10 @@ from testkit.dp_topology import (
     VM4,
     Vm,
     bind,
-    checked,
     interface_of,
     run_node,
 )
+from testkit.packets import assert_valid
 
 GW6 = "fe80::1"
 CLIENT_LL = "fe80::6466:66ff:fe66:6600"
@@ -133,7 +133,7 @@ def test_solicit_request_confirm(
     assert res.tx_ports == [vm.port]
     assert res.counters == {"advertised": 1}
     frame = res.frames[0]
-    adv = checked(frame)
+    adv = assert_valid(frame)
     own = PORTS[vm.port].mac
     assert (adv[Ether].dst, adv[Ether].src) == (vm.mac, own)
     assert (adv[IPv6].src, adv[IPv6].dst, adv[IPv6].hlim, adv[IPv6].nh) == (GW6, CLIENT_LL, 1, 17)
@@ -149,7 +149,7 @@ def test_solicit_request_confirm(
     request_opts = [DHCP6OptIA_NA(iaid=IAID, T1=0, T2=0, ianaopts=[adv[DHCP6OptIAAddress]]), *opts[1:]]
     res = run_node(node, [dhcpv6(vm, DHCP6_Request(trid=7), *request_opts)], vm.port)
     assert res.counters == {"replied": 1}
-    reply = checked(res.frames[0])
+    reply = assert_valid(res.frames[0])
     assert DHCP6_Reply in reply
     assert reply[DHCP6OptIA_NA].iaid == IAID
     assert reply[DHCP6OptIAAddress].addr == vm.ipv6
@@ -158,7 +158,7 @@ def test_solicit_request_confirm(
 
     res = run_node(node, [dhcpv6(vm, DHCP6_Confirm(trid=8), DHCP6OptElapsedTime())], vm.port)
     assert res.counters == {"replied": 1}
-    assert DHCP6_Reply in checked(res.frames[0])
+    assert DHCP6_Reply in assert_valid(res.frames[0])
     assert res.frames[0][MESSAGE_AT:] == b"\x07\x00\x00\x08"  # REPLY, no options at all
 
 
@@ -198,7 +198,7 @@ def test_reply_too_large(state: AgentState, macs: PortMacs) -> None:
 
 
 def test_hop_limit_and_traffic_class_copied(node: Dhcpv6) -> None:
-    reply = checked(run_node(node, [dhcpv6(VM3, DHCP6_Solicit(), hlim=255, tc=0x20)], VF2).frames[0])
+    reply = assert_valid(run_node(node, [dhcpv6(VM3, DHCP6_Solicit(), hlim=255, tc=0x20)], VF2).frames[0])
     assert (reply[IPv6].hlim, reply[IPv6].tc) == (255, 0x20)
 
 
@@ -207,7 +207,7 @@ def test_server_duid_is_the_ports_not_the_clients(node: Dhcpv6) -> None:
     frame = dhcpv6(VM3, DHCP6_Solicit(), client_id(VM3))
     frame = frame[:6] + mac_bytes("02:aa:bb:cc:dd:ee") + frame[12:]  # a VM whose MAC is not the port's
     reply = run_node(node, [frame], VF2).frames[0]
-    assert checked(reply)[Ether].dst == "02:aa:bb:cc:dd:ee"
+    assert assert_valid(reply)[Ether].dst == "02:aa:bb:cc:dd:ee"
     assert reply[MESSAGE_AT + 4 :] == server_id(VF2) + bytes(client_id(VM3)) + DNS
     assert server_id(VF2)[4:] == bytes.fromhex("0003abcd") + mac_bytes(PORTS[VF2].mac)
 
@@ -238,7 +238,7 @@ def test_noaddrsavail(node: Dhcpv6, ipv4_only: Vm, message: type[Packet]) -> Non
     frame = dhcpv6(ipv4_only, message(trid=0x123456), DHCP6OptIA_NA(iaid=0xBEEF0001), client_id(ipv4_only))
     res = run_node(node, [frame], VF3)
     assert res.counters == {"no_addrs_avail": 1}
-    reply = checked(res.frames[0])
+    reply = assert_valid(res.frames[0])
     assert DHCP6_Reply in reply
     assert reply[DHCP6OptStatusCode].statuscode == 2
     assert res.frames[0][MESSAGE_AT:] == b"\x07\x12\x34\x56" + opt(13, b"\x00\x02")
@@ -305,4 +305,4 @@ def test_mutated_requests_never_raise(data: st.DataObject) -> None:
     res = run_node(node, [bytes(frame[:cut])], VF0)
     assert res.edges in ([Next.DROP], [Next.TX])
     if res.edges == [Next.TX]:
-        checked(res.frames[0])
+        assert_valid(res.frames[0])

@@ -23,7 +23,8 @@ from scapy.packet import Packet, Raw
 from kubevpc_agent.nodes.ipv6_nd import Ipv6Nd, Next
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs, mac_bytes
-from testkit.dp_topology import CONFIG, PF0, PORTS, VF0, VF3, VM1, checked, run_node
+from testkit.dp_topology import CONFIG, PF0, PORTS, VF0, VF3, VM1, run_node
+from testkit.packets import assert_valid
 
 GW6 = "fe80::1"
 SOLICITED_GW = "ff02::1:ff00:1"  # solicited-node multicast address of fe80::1
@@ -67,7 +68,9 @@ def test_nd(node: Ipv6Nd, macs: PortMacs) -> None:
         / ICMPv6NDOptDstLLAddr(lladdr=PORTS[VF0].mac)
     )
     assert res.frames == [bytes(expected)]
-    assert checked(res.frames[0])[ICMPv6NDOptDstLLAddr].lladdr == VM1.mac  # TAP mode: port MAC == VM1 MAC
+    assert (
+        assert_valid(res.frames[0])[ICMPv6NDOptDstLLAddr].lladdr == VM1.mac
+    )  # TAP mode: port MAC == VM1 MAC
     assert macs.peer_mac(VF0) == mac_bytes(VM_MAC)
 
 
@@ -80,13 +83,13 @@ def test_dad_ns_from_unspecified_goes_to_all_nodes(node: Ipv6Nd) -> None:
         / ICMPv6ND_NA(R=1, S=1, O=1, tgt=GW6)
     )
     assert res.frames == [bytes(expected)]
-    checked(res.frames[0])
+    assert_valid(res.frames[0])
 
 
 def test_first_option_becomes_target_ll_option(node: Ipv6Nd) -> None:
     nonce = bytes([14, 1]) + bytes.fromhex("0102030405a6")  # RFC 7527 nonce option, 8 bytes
     res = run_node(node, [ns("::", GW6, Raw(nonce))], VF0)
-    frame = checked(res.frames[0])
+    frame = assert_valid(res.frames[0])
     assert frame[ICMPv6NDOptDstLLAddr].lladdr == PORTS[VF0].mac
     assert len(res.frames[0]) == 14 + 40 + 32
 
@@ -108,7 +111,7 @@ def test_rs_gets_ra(node: Ipv6Nd, macs: PortMacs, src: str, dst: str) -> None:
         / ICMPv6NDOptSrcLLAddr(lladdr=PORTS[VF0].mac)
     )
     assert res.frames == [bytes(expected)]
-    checked(res.frames[0])
+    assert_valid(res.frames[0])
     assert macs.peer_mac(VF0) == mac_bytes(VM1.mac)  # an RS teaches nothing
 
 
@@ -177,4 +180,4 @@ def test_mutated_solicitations_never_raise(data: st.DataObject) -> None:
     res = run_node(node, [bytes(frame[:cut])], VF0)
     assert res.edges in ([Next.DROP], [Next.TX])
     if res.edges == [Next.TX]:
-        checked(res.frames[0])
+        assert_valid(res.frames[0])

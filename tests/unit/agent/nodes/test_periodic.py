@@ -25,10 +25,10 @@ from testkit.dp_topology import (
     VM3,
     VM4,
     bind,
-    checked,
     interface_of,
     run_node,
 )
+from testkit.packets import assert_valid
 
 GW = "169.254.0.1"
 
@@ -68,7 +68,7 @@ def test_round_order_and_bytes_with_pending_arp_cycles(state: AgentState, macs: 
         (VF0, garp(VF0, VM1.ip)), (VF1, garp(VF1, VM2.ip)), (VF2, garp(VF2, VM3.ip)),
     ]  # fmt: skip
     for _, frame in frames:
-        checked(frame)
+        assert_valid(frame)
     assert len(frames[-1][1]) == 42  # Ether + ARP, unpadded like dpservice's
 
 
