@@ -12,10 +12,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
+import numpy as np
+
 from kubevpc_agent.config import AgentConfig
 from kubevpc_agent.dataplane.pipeline import build_pipeline
-from kubevpc_agent.graph.batch import MAX_BATCH, PacketPool
+from kubevpc_agent.graph.batch import MAX_BATCH, Batch, PacketPool
 from kubevpc_agent.graph.graph import Graph
+from kubevpc_agent.graph.node import Node
 from kubevpc_agent.graph.trace import Tracer
 from kubevpc_agent.ports.memory import MemoryPort
 from kubevpc_agent.tables import commands as cmd
@@ -94,3 +97,35 @@ class Harness:
     def counters(self) -> dict[str, int]:
         """Every non-zero node counter as ``node.counter``."""
         return {f"{node}.{name}": value for node, name, value in self.graph.counter_snapshot() if value}
+
+
+@dataclass
+class NodeRun:
+    """What one ``Node.process`` call did: edges, the batch afterwards, counter deltas."""
+
+    edges: list[int]
+    batch: Batch
+    counters: dict[str, int]  # non-zero deltas only
+
+    @property
+    def frames(self) -> list[bytes]:
+        return self.batch.frames()
+
+
+def receive(frames: Sequence[bytes], port: int, pool: PacketPool | None = None) -> Batch:
+    """A batch of ``frames`` as received on ``port`` (a MemoryPort puts them at the headroom)."""
+    rx = MemoryPort(replace(PORTS[port], driver="memory"))
+    rx.inject(frames)
+    batch = rx.receive(pool or PacketPool(max(64, 2 * len(frames))), MAX_BATCH)
+    assert len(batch) == len(frames)
+    return batch
+
+
+def run_node(node: Node, batch: Batch) -> NodeRun:
+    """Call ``node.process`` on ``batch``; edges as a list, counters as deltas."""
+    before = node.counter_values()
+    edges = node.process(batch)
+    after = node.counter_values()
+    edge_list = [int(edges)] * len(batch) if isinstance(edges, int) else np.asarray(edges).tolist()
+    deltas = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+    return NodeRun(edge_list, batch, deltas)
