@@ -5,8 +5,9 @@ comments generate the README values table, values.schema.json accepts exactly it
 ci/ scenario), and every `.Values.x.y` a template reads exists in it (cert-manager's
 verify-helm-values idea). The rendered RBAC is least privilege; the rendered workloads keep their
 security promises (host network and only the capabilities the agent needs, a non-root read-only
-operator, gRPC on loopback unless mutual TLS is configured). `helm lint` and `helm template` run
-with each ci/*-values.yaml through the helm that hack/k8s-tools.sh builds.
+operator, gRPC on loopback unless mutual TLS is configured), and the agent's own command-line parser
+accepts the rendered arguments. `helm lint` and `helm template` run with each ci/*-values.yaml
+through the helm that hack/k8s-tools.sh builds.
 
 Regenerate the README table after editing values.yaml comments:
     python tests/contracts/test_chart.py --write-readme
@@ -357,13 +358,13 @@ def check_agent(daemonset: dict[str, Any], values: dict[str, Any]) -> None:
     if tls["enabled"]:
         assert f"--grpc-listen=[::]:{port}" in args
         for flag, file in (("cert", "tls.crt"), ("key", "tls.key"), ("ca", "ca.crt")):
-            assert f"--grpc-tls-{flag}=/etc/kubevpc/agent-server/{file}" in args
+            assert f"--tls-{flag}=/etc/kubevpc/agent-server/{file}" in args
         assert volumes["agent-server-tls"]["secret"]["secretName"] == tls["serverSecretName"]
     else:
         assert f"--grpc-listen=127.0.0.1:{port}" in args, "gRPC stays on loopback without mutual TLS"
-        assert not any(a.startswith("--grpc-tls") for a in args)
+        assert not any(a.startswith("--tls-") for a in args)
         assert "agent-server-tls" not in volumes
-    assert env_of(container)["DP_CONF"] == values["agent"]["hostConfigDir"].rstrip("/") + "/dpservice.conf"
+    assert args[0] == f"--config={values['agent']['hostConfigDir'].rstrip('/')}/agent.yaml", "node file first"
     for extra in values["agent"]["extraArgs"]:
         assert extra in args
 
@@ -387,6 +388,49 @@ def check_operator(deployment: dict[str, Any], values: dict[str, Any]) -> None:
     assert env["KUBEVPC_AGENT_TLS"] == str(tls["enabled"]).lower()
     assert ("KUBEVPC_AGENT_TLS_CERT" in env) == tls["enabled"]
     assert bool(env["KUBEVPC_PEERING"]) == values["operator"]["peering"]["enabled"]
+
+
+NODE_AGENT_YAML = """\
+# What node provisioning writes to <agent.hostConfigDir>/agent.yaml on one node.
+ports:
+  - {ifname: uplink0, driver: netdev}
+  - {ifname: vf0, driver: netdev}
+pf0: uplink0
+vf-pattern: vf
+ipv6: "fd00:100::1"
+"""
+
+
+@pytest.mark.parametrize("ci_file", CI_VALUES, ids=[p.name for p in CI_VALUES])
+def test_agent_cli_accepts_the_rendered_arguments(helm: Helm, ci_file: Path, tmp_path: Path) -> None:
+    """The DaemonSet's args go through the agent's own parser and configure what values asked."""
+    from kubevpc_agent.cmdline import parse_command_line
+
+    values = deep_merge(load_values(), yaml.safe_load(ci_file.read_text()) or {})
+    (container,) = one(render(helm, "-f", str(ci_file)), "DaemonSet")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    node_file = tmp_path / "agent.yaml"
+    node_file.write_text(NODE_AGENT_YAML)
+    args = [f"--config={node_file}" if a.startswith("--config=") else a for a in container["args"]]
+    config = parse_command_line(args, environ={})
+
+    agent = values["agent"]
+    assert [port.ifname for port in config.ports] == ["uplink0", "vf0"]  # from the node's file
+    assert str(config.underlay_ipv6) == "fd00:100::1"
+    port, tls = agent["grpc"]["port"], agent["grpc"]["tls"]
+    assert config.grpc_listen == (f"[::]:{port}" if tls["enabled"] else f"127.0.0.1:{port}")
+    assert bool(config.grpc_tls_ca) == tls["enabled"]
+    metrics = agent["metrics"]
+    assert config.metrics_listen == (f"0.0.0.0:{metrics['port']}" if metrics["enabled"] else "")
+    dataplane = agent["dataplane"]
+    assert config.nic_type.value == dataplane["nicType"]
+    assert config.offload == dataplane["offload"]
+    assert config.dhcp_mtu == dataplane["dhcpMtu"]
+    assert [str(ip) for ip in config.dhcp_dns] == dataplane["dhcpDns"]
+    assert [str(ip) for ip in config.dhcpv6_dns] == dataplane["dhcpv6Dns"]
+    assert config.enable_ipv6_overlay == dataplane["enableIpv6Overlay"]
+    assert config.log_format == agent["logFormat"]
 
 
 def test_agent_selector_matches_the_agent_pods(helm: Helm) -> None:

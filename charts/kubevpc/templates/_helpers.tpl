@@ -74,6 +74,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* The per-node agent configuration file inside agent.hostConfigDir. */}}
+{{- define "kubevpc.agentConfigFile" -}}
+{{- printf "%s/agent.yaml" (trimSuffix "/" .Values.agent.hostConfigDir) }}
+{{- end }}
+
 {{/* ServiceAccount names. */}}
 {{- define "kubevpc.operatorServiceAccountName" -}}
 {{- if .Values.serviceAccount.operator.create }}
