@@ -1,0 +1,120 @@
+"""The agent process: configuration -> ports -> dataplane -> gRPC server, and back down on a signal.
+
+Start-up order matters: the ports (TAP devices are created here) and the dataplane worker (a
+forked process that takes the ports over) come before the gRPC server, so no client ever talks to
+an agent that cannot forward yet, and the fork happens before gRPC starts its threads. On SIGTERM
+or SIGINT the health service turns NOT_SERVING, the server stops taking calls and finishes the
+running one, the dataplane stops, and the ports close: the TAP devices vanish with the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kubevpc_agent.api.server import AgentServer, TlsFiles
+from kubevpc_agent.api.servicer import Servicer
+from kubevpc_agent.cmdline import describe
+from kubevpc_agent.config import AgentConfig
+from kubevpc_agent.graph.port import Port
+from kubevpc_agent.replication import DataplaneLink, NullLink
+from kubevpc_agent.tables.state import AgentState
+
+log = logging.getLogger("kubevpc_agent")
+
+
+class JsonFormatter(logging.Formatter):
+    """``--log-format=json``: one JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(config: AgentConfig) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    if config.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def open_ports(config: AgentConfig) -> list[Port]:
+    """Every configured port (``kubevpc_agent.ports.factory``; a bare TAP fallback without it)."""
+    try:
+        from kubevpc_agent.ports.factory import open_ports as factory_open_ports
+    except ImportError:
+        from kubevpc_agent._fallback_taps import open_taps
+
+        log.warning("kubevpc_agent.ports.factory missing: creating bare TAP devices, no packet I/O")
+        return open_taps(config)
+    return factory_open_ports(config)
+
+
+def start_dataplane(config: AgentConfig, ports: Sequence[Port]) -> DataplaneLink:
+    """The dataplane worker over ``ports``, or :class:`NullLink` when there is nothing to forward."""
+    if not ports:
+        return NullLink()
+    try:
+        from kubevpc_agent.dataplane import start_dataplane as fork_dataplane
+    except ImportError:
+        log.warning("kubevpc_agent.dataplane missing: control plane only, nothing is forwarded")
+        return NullLink()
+    return fork_dataplane(config, ports)
+
+
+def tls_files(config: AgentConfig) -> TlsFiles | None:
+    if config.grpc_tls_cert and config.grpc_tls_key and config.grpc_tls_ca:
+        return TlsFiles(config.grpc_tls_cert, config.grpc_tls_key, config.grpc_tls_ca)
+    return None
+
+
+async def serve(config: AgentConfig, link: DataplaneLink, ready: asyncio.Event | None = None) -> None:
+    """Run the gRPC server until SIGTERM/SIGINT (or until ``serve`` is cancelled)."""
+    state = AgentState(config)
+    server = AgentServer(Servicer(state, link), config.grpc_listen, tls_files(config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+        log.info("stopping: health NOT_SERVING, finishing calls")
+    finally:
+        await server.stop()
+
+
+def run(config: AgentConfig) -> int:
+    """The whole agent; returns the process exit code."""
+    setup_logging(config)
+    log.info("kubevpc-agent starting: %s", describe(config))
+    if config.extra:
+        ignored = ", ".join(f"{k}={v}" if v else k for k, v in config.extra.items())
+        log.info("accepted and ignored: %s", ignored)
+    ports = open_ports(config)
+    link: DataplaneLink = NullLink()
+    try:
+        link = start_dataplane(config, ports)
+        asyncio.run(serve(config, link))
+    finally:
+        link.close()
+        for port in ports:
+            port.close()
+    log.info("kubevpc-agent stopped")
+    return 0
