@@ -450,6 +450,20 @@ def test_samples_form_the_documented_topology() -> None:
     assert any("virtualIP" in nic["spec"] for nic in nics.values())
 
 
+def doc_examples() -> list[dict[str, Any]]:
+    """The YAML examples in docs/resources.md."""
+    blocks = re.findall(r"```yaml\n(.*?)```", RESOURCES_DOC.read_text(), re.S)
+    return [yaml.safe_load(block) for block in blocks]
+
+
+def test_doc_examples_validate_against_their_schema() -> None:
+    examples = doc_examples()
+    assert examples
+    for doc in examples:
+        errors = [e.message for e in validator_for(doc["kind"]).iter_errors(doc)]
+        assert errors == [], doc["metadata"]["name"]
+
+
 # --- chart copies -------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -184,6 +185,15 @@ def test_samples_are_accepted_and_defaulted(kube: KubeControlPlane, tenant: str)
     assert get_json(kube, "vlb", "blue-web", "-n", tenant)["spec"]["ports"] == [
         {"port": 80, "protocol": "TCP"}
     ]
+
+
+def test_doc_examples_are_accepted(kube: KubeControlPlane, tenant: str) -> None:
+    """The YAML examples in docs/resources.md pass the API server's schema and CEL rules."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "resources.md").read_text(), re.S)
+    assert blocks
+    for block in blocks:
+        result = kube.kubectl("apply", "--dry-run=server", "-n", tenant, "-f", "-", input=block, check=False)
+        assert result.returncode == 0, result.stderr
 
 
 def columns(kube: KubeControlPlane, *args: str) -> tuple[list[str], dict[str, dict[str, str]]]:
