@@ -48,13 +48,22 @@ class PerPacketNode(Node):
     """A slow-path node (ARP, DHCP, ND, ...) that handles its few packets one at a time.
 
     ``next_for`` may rewrite the frame in place (``batch.frame(i)`` is a view) or replace it via
-    :meth:`replace_frame`, and returns the edge. Hot nodes must stay vectorized instead.
+    :meth:`replace_frame`, and returns the edge. It counts into ``self.tally[counter] += 1``, a
+    plain list added to the node's counters once per batch. Hot nodes must stay vectorized instead.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.tally: list[int] = [0] * len(self.counters)
+
     def process(self, batch: Batch) -> Edges:
+        self.tally = tally = [0] * len(self.counters)
         edges = np.zeros(len(batch), dtype=np.intp)
         for i in range(len(batch)):
             edges[i] = self.next_for(batch, i)
+        for index, n in enumerate(tally):
+            if n:
+                self.counters[index] += np.uint64(n)
         return edges
 
     def next_for(self, batch: Batch, i: int) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from enum import IntEnum
 
 from kubevpc_agent.config import AgentConfig
-from kubevpc_agent.graph.batch import Batch, Edges
+from kubevpc_agent.graph.batch import Batch
 from kubevpc_agent.graph.node import PerPacketNode
 from kubevpc_agent.graph.port import PortKind
 from kubevpc_agent.protocols.arp import (
@@ -73,19 +73,9 @@ class Arp(PerPacketNode):
         self.state = state
         self.macs = macs
         self.config = config
-        self._counts = [0] * len(Counter)
-
-    def process(self, batch: Batch) -> Edges:
-        # counters are tallied in a list per batch and added to the node's array once
-        self._counts = [0] * len(Counter)
-        edges = super().process(batch)
-        for counter, n in zip(Counter, self._counts, strict=True):
-            if n:
-                self.count(counter, n)
-        return edges
 
     def next_for(self, batch: Batch, i: int) -> int:
-        counts = self._counts
+        counts = self.tally
         port_id = int(batch.rx_port[i])
         spec = self.state.ports.get(port_id)
         if spec is None or spec.kind is not PortKind.VF:

@@ -24,7 +24,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 
 from kubevpc_agent.config import AgentConfig
-from kubevpc_agent.graph.batch import Batch, Edges
+from kubevpc_agent.graph.batch import Batch
 from kubevpc_agent.graph.node import PerPacketNode
 from kubevpc_agent.graph.port import PortKind
 from kubevpc_agent.protocols.dhcp import (
@@ -135,20 +135,10 @@ class Dhcp(PerPacketNode):
         )
         dns = b"".join(a.packed for a in config.dhcp_dns)
         self._dns_option = build_option(OptionCode.DNS, dns) if dns else b""
-        self._counts = [0] * len(Counter)
-
-    def process(self, batch: Batch) -> Edges:
-        # counters are tallied in a list per batch and added to the node's array once
-        self._counts = [0] * len(Counter)
-        edges = super().process(batch)
-        for counter, n in zip(Counter, self._counts, strict=True):
-            if n:
-                self.count(counter, n)
-        return edges
 
     def next_for(self, batch: Batch, i: int) -> int:
         counter, reply = self._answer(batch, i)
-        self._counts[counter] += 1
+        self.tally[counter] += 1
         if reply is None:
             return Next.DROP
         self.replace_frame(batch, i, reply)
@@ -199,7 +189,7 @@ class Dhcp(PerPacketNode):
         client_mac = frame[6:12]
         pxe_mode = detect_pxe_mode(options)
         if pxe_mode is not PxeMode.NONE and not _has_ipv4_pxe(iface):
-            self._counts[Counter.PXE_WITHOUT_IPV4_SERVER] += 1
+            self.tally[Counter.PXE_WITHOUT_IPV4_SERVER] += 1
             pxe_mode = PxeMode.NONE
         message = self._build_reply(request, reply_type, client_mac, iface, pxe_mode)
         if message is None:

@@ -26,7 +26,7 @@ from enum import IntEnum
 from ipaddress import IPv6Address
 
 from kubevpc_agent.config import AgentConfig
-from kubevpc_agent.graph.batch import Batch, Edges
+from kubevpc_agent.graph.batch import Batch
 from kubevpc_agent.graph.node import PerPacketNode
 from kubevpc_agent.graph.port import PortKind
 from kubevpc_agent.protocols import ipv6, udp
@@ -110,20 +110,10 @@ class Dhcpv6(PerPacketNode):
         self.macs = macs
         self.config = config
         self._dns_option = build_option(OptionCode.DNS_SERVERS, b"".join(a.packed for a in config.dhcpv6_dns))
-        self._counts = [0] * len(Counter)
-
-    def process(self, batch: Batch) -> Edges:
-        # counters are tallied in a list per batch and added to the node's array once
-        self._counts = [0] * len(Counter)
-        edges = super().process(batch)
-        for counter, n in zip(Counter, self._counts, strict=True):
-            if n:
-                self.count(counter, n)
-        return edges
 
     def next_for(self, batch: Batch, i: int) -> int:
         counter, reply = self._answer(batch, i)
-        self._counts[counter] += 1
+        self.tally[counter] += 1
         if reply is None:
             return Next.DROP
         self.replace_frame(batch, i, reply)
@@ -234,7 +224,7 @@ class Dhcpv6(PerPacketNode):
         if pxe_mode is not PxeMode.NONE:
             pxe = iface.pxe
             if pxe is None or not isinstance(pxe.next_server, IPv6Address):
-                self._counts[Counter.PXE_WITHOUT_IPV6_SERVER] += 1
+                self.tally[Counter.PXE_WITHOUT_IPV6_SERVER] += 1
             else:
                 path = PXE_TFTP_PATH if pxe_mode is PxeMode.TFTP else pxe.boot_filename
                 scheme = "tftp" if pxe_mode is PxeMode.TFTP else "http"

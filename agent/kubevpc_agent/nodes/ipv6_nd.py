@@ -88,23 +88,16 @@ class Ipv6Nd(PerPacketNode):
         self.state = state
         self.macs = macs
         self.config = config
-        self._counts = [0] * len(Counter)
 
     def process(self, batch: Batch) -> Edges:
         if not self.config.enable_ipv6_overlay:
             self.count(Counter.OVERLAY_DISABLED, len(batch))
             return np.full(len(batch), Next.DROP, dtype=np.intp)
-        # counters are tallied in a list per batch and added to the node's array once
-        self._counts = [0] * len(Counter)
-        edges = super().process(batch)
-        for counter, n in zip(Counter, self._counts, strict=True):
-            if n:
-                self.count(counter, n)
-        return edges
+        return super().process(batch)
 
     def next_for(self, batch: Batch, i: int) -> int:
         counter, reply = self._answer(batch, i)
-        self._counts[counter] += 1
+        self.tally[counter] += 1
         if reply is None:
             return Next.DROP
         self.replace_frame(batch, i, reply)
