@@ -1,0 +1,416 @@
+"""Operations: one frozen dataclass per agent RPC that changes state.
+
+Planning returns them in an order that is safe to run one by one. ``phase`` groups them so the
+applier may run independent operations of one phase concurrently: fan-out entries that point at
+things going away are removed first, then interface children, then interfaces and load balancers;
+creation runs the other way round. Operations with the same ``chain`` keep their order inside a
+phase (firewall rules of one interface are evaluated in insertion order).
+
+``done_codes`` are the agent status codes that mean "the state is already as wanted" (metalnet's
+rule: ALREADY_EXISTS on create and NOT_FOUND on delete count as done).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar
+
+from kubevpc_operator.planning.codes import Code
+from kubevpc_operator.planning.state import Export, ExportKind, FirewallRuleState, Owner, Pxe
+
+
+class Phase(IntEnum):
+    UNLINK = 0  # routes, neighbor NATs and LB targets that go away
+    DETACH = 1  # interface children that go away: LB prefixes, prefixes, NAT, VIP, firewall rules
+    REMOVE = 2  # interfaces and load balancers that go away
+    ADD = 3  # interfaces and load balancers
+    ATTACH = 4  # interface children
+    LINK = 5  # routes, neighbor NATs, LB targets
+
+
+@dataclass(frozen=True)
+class Op:
+    phase: ClassVar[Phase]
+    done_codes: ClassVar[frozenset[int]] = frozenset()
+    is_delete: ClassVar[bool] = False
+    owner: Owner | None = field(default=None, compare=False, kw_only=True)
+
+    @property
+    def chain(self) -> str:
+        """Operations with the same chain run in plan order; others of a phase may overlap."""
+        return repr(self)
+
+    @property
+    def export(self) -> Export | None:
+        """The exported object this operation creates or deletes (it has an underlay address)."""
+        return None
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+# ---- interfaces -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateInterface(Op):
+    phase = Phase.ADD
+    done_codes = frozenset({Code.VM_HANDLE})  # the id is ours (ids are object uids)
+    interface_id: str
+    vni: int
+    device: str
+    ipv4: str
+    ipv6: str
+    hostname: str = ""
+    pxe: Pxe | None = None
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.INTERFACE, self.interface_id)
+
+    def describe(self) -> str:
+        ips = ", ".join(ip for ip in (self.ipv4, self.ipv6) if ip)
+        return f"Created interface {self.interface_id} on device {self.device} (VNI {self.vni}, {ips})"
+
+
+@dataclass(frozen=True)
+class DeleteInterface(Op):
+    phase = Phase.REMOVE
+    is_delete = True
+    done_codes = frozenset({Code.NOT_FOUND})
+    interface_id: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.INTERFACE, self.interface_id)
+
+    def describe(self) -> str:
+        return f"Deleted interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class CreatePrefix(Op):
+    phase = Phase.ATTACH
+    done_codes = frozenset({Code.ROUTE_EXISTS})
+    interface_id: str
+    prefix: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.PREFIX, self.interface_id, self.prefix)
+
+    def describe(self) -> str:
+        return f"Created prefix {self.prefix} on interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class DeletePrefix(Op):
+    phase = Phase.DETACH
+    is_delete = True
+    done_codes = frozenset({Code.NO_VM, Code.ROUTE_NOT_FOUND, Code.NOT_FOUND})
+    interface_id: str
+    prefix: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.PREFIX, self.interface_id, self.prefix)
+
+    def describe(self) -> str:
+        return f"Deleted prefix {self.prefix} from interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class CreateLoadBalancerPrefix(Op):
+    phase = Phase.ATTACH
+    done_codes = frozenset({Code.ALREADY_EXISTS})
+    interface_id: str
+    prefix: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.LB_PREFIX, self.interface_id, self.prefix)
+
+    def describe(self) -> str:
+        return f"Created load balancer prefix {self.prefix} on interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class DeleteLoadBalancerPrefix(Op):
+    phase = Phase.DETACH
+    is_delete = True
+    done_codes = frozenset({Code.NO_VM, Code.NOT_FOUND})
+    interface_id: str
+    prefix: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.LB_PREFIX, self.interface_id, self.prefix)
+
+    def describe(self) -> str:
+        return f"Deleted load balancer prefix {self.prefix} from interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class CreateVip(Op):
+    phase = Phase.ATTACH
+    done_codes = frozenset({Code.SNAT_EXISTS})
+    interface_id: str
+    ip: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.VIP, self.interface_id)
+
+    def describe(self) -> str:
+        return f"Created virtual IP {self.ip} on interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class DeleteVip(Op):
+    phase = Phase.DETACH
+    is_delete = True
+    done_codes = frozenset({Code.NO_VM, Code.SNAT_NO_DATA})
+    interface_id: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.VIP, self.interface_id)
+
+    def describe(self) -> str:
+        return f"Deleted virtual IP from interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class CreateNat(Op):
+    phase = Phase.ATTACH
+    done_codes = frozenset({Code.SNAT_EXISTS})
+    interface_id: str
+    ip: str
+    min_port: int
+    max_port: int
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.NAT, self.interface_id)
+
+    def describe(self) -> str:
+        return f"Created NAT {self.ip}:{self.min_port}-{self.max_port - 1} on interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class DeleteNat(Op):
+    phase = Phase.DETACH
+    is_delete = True
+    done_codes = frozenset({Code.NO_VM, Code.SNAT_NO_DATA})
+    interface_id: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.NAT, self.interface_id)
+
+    def describe(self) -> str:
+        return f"Deleted NAT from interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class CreateFirewallRule(Op):
+    phase = Phase.ATTACH
+    done_codes = frozenset({Code.ALREADY_EXISTS})
+    interface_id: str
+    rule: FirewallRuleState
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    def describe(self) -> str:
+        return f"Created firewall rule {self.rule.id} on interface {self.interface_id}"
+
+
+@dataclass(frozen=True)
+class DeleteFirewallRule(Op):
+    phase = Phase.DETACH
+    is_delete = True
+    done_codes = frozenset({Code.NO_VM, Code.NOT_FOUND})
+    interface_id: str
+    rule_id: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    def describe(self) -> str:
+        return f"Deleted firewall rule {self.rule_id} from interface {self.interface_id}"
+
+
+# ---- load balancers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateLoadBalancer(Op):
+    phase = Phase.ADD
+    done_codes = frozenset({Code.ALREADY_EXISTS})
+    lb_id: str
+    vni: int
+    ip: str
+    ports: tuple[tuple[int, int], ...]  # (protocol number, port)
+
+    @property
+    def chain(self) -> str:
+        return self.lb_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.LOAD_BALANCER, self.lb_id)
+
+    def describe(self) -> str:
+        ports = ",".join(f"{'tcp' if proto == 6 else 'udp'}/{port}" for proto, port in self.ports)
+        return f"Created load balancer {self.lb_id} for {self.ip} {ports} (VNI {self.vni})"
+
+
+@dataclass(frozen=True)
+class DeleteLoadBalancer(Op):
+    phase = Phase.REMOVE
+    is_delete = True
+    done_codes = frozenset({Code.NOT_FOUND})
+    lb_id: str
+
+    @property
+    def chain(self) -> str:
+        return self.lb_id
+
+    @property
+    def export(self) -> Export:
+        return Export(ExportKind.LOAD_BALANCER, self.lb_id)
+
+    def describe(self) -> str:
+        return f"Deleted load balancer {self.lb_id}"
+
+
+@dataclass(frozen=True)
+class CreateLoadBalancerTarget(Op):
+    phase = Phase.LINK
+    done_codes = frozenset({Code.ALREADY_EXISTS})
+    lb_id: str
+    target: str
+
+    def describe(self) -> str:
+        return f"Created target {self.target} of load balancer {self.lb_id}"
+
+
+@dataclass(frozen=True)
+class DeleteLoadBalancerTarget(Op):
+    phase = Phase.UNLINK
+    is_delete = True
+    done_codes = frozenset({Code.NOT_FOUND, Code.NO_LB})
+    lb_id: str
+    target: str
+
+    def describe(self) -> str:
+        return f"Deleted target {self.target} of load balancer {self.lb_id}"
+
+
+# ---- routes and neighbor NAT ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateRoute(Op):
+    phase = Phase.LINK
+    done_codes = frozenset({Code.ROUTE_EXISTS})
+    vni: int
+    prefix: str
+    nexthop_vni: int
+    nexthop: str
+
+    def describe(self) -> str:
+        via = f" (VNI {self.nexthop_vni})" if self.nexthop_vni != self.vni else ""
+        return f"Created route {self.prefix} via {self.nexthop}{via} in VNI {self.vni}"
+
+
+@dataclass(frozen=True)
+class DeleteRoute(Op):
+    phase = Phase.UNLINK
+    is_delete = True
+    done_codes = frozenset({Code.ROUTE_NOT_FOUND, Code.NO_VNI})
+    vni: int
+    prefix: str
+
+    def describe(self) -> str:
+        return f"Deleted route {self.prefix} in VNI {self.vni}"
+
+
+@dataclass(frozen=True)
+class CreateNeighborNat(Op):
+    phase = Phase.LINK
+    done_codes = frozenset({Code.ALREADY_EXISTS})
+    ip: str
+    vni: int
+    min_port: int
+    max_port: int
+    underlay: str
+
+    def describe(self) -> str:
+        return (
+            f"Created neighbor NAT {self.ip}:{self.min_port}-{self.max_port - 1} via {self.underlay}"
+            f" in VNI {self.vni}"
+        )
+
+
+@dataclass(frozen=True)
+class DeleteNeighborNat(Op):
+    phase = Phase.UNLINK
+    is_delete = True
+    done_codes = frozenset({Code.NOT_FOUND})
+    ip: str
+    vni: int
+    min_port: int
+    max_port: int
+
+    def describe(self) -> str:
+        return f"Deleted neighbor NAT {self.ip}:{self.min_port}-{self.max_port - 1} in VNI {self.vni}"
+
+
+def ordered(ops: list[Op]) -> list[Op]:
+    """``ops`` stably sorted by phase: the order the applier runs them in."""
+    return sorted(ops, key=lambda op: op.phase)
