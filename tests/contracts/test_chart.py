@@ -385,9 +385,37 @@ def check_operator(deployment: dict[str, Any], values: dict[str, Any]) -> None:
     assert selector["app.kubernetes.io/component"] == "agent"
     assert selector["app.kubernetes.io/instance"] == RELEASE
     tls = values["agent"]["grpc"]["tls"]
-    assert env["KUBEVPC_AGENT_TLS"] == str(tls["enabled"]).lower()
-    assert ("KUBEVPC_AGENT_TLS_CERT" in env) == tls["enabled"]
+    assert ("KUBEVPC_TLS_CERT" in env) == tls["enabled"]
     assert bool(env["KUBEVPC_PEERING"]) == values["operator"]["peering"]["enabled"]
+    mounts = {m["name"] for m in container["volumeMounts"]}
+    assert ("agent-client-tls" in mounts) == tls["enabled"]
+
+
+@pytest.mark.parametrize("ci_file", CI_VALUES, ids=[p.name for p in CI_VALUES])
+def test_operator_config_accepts_the_rendered_environment(helm: Helm, ci_file: Path) -> None:
+    """The Deployment's env goes through the operator's own Settings and configures what values asked."""
+    from kubevpc_operator.config import Settings
+
+    values = deep_merge(load_values(), yaml.safe_load(ci_file.read_text()) or {})
+    (container,) = one(render(helm, "-f", str(ci_file)), "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {name: value for name, value in env_of(container).items() if isinstance(value, str)}
+    settings = Settings.from_env(env)
+
+    assert settings.discovery, "in-cluster: agents are found from their pods"
+    assert settings.agent_port == values["agent"]["grpc"]["port"]
+    assert settings.selector_labels()["app.kubernetes.io/instance"] == RELEASE
+    tls = values["agent"]["grpc"]["tls"]
+    assert (settings.tls is not None) == tls["enabled"]
+    if settings.tls is not None:
+        assert settings.tls.server_name == tls["serverName"]
+    assert (settings.peering is not None) == values["operator"]["peering"]["enabled"]
+    if settings.peering is not None:
+        assert settings.priority is not None, "a random priority, so one replica leads"
+    assert settings.liveness == f"http://0.0.0.0:{values['operator']['healthPort']}/healthz"
+    assert settings.resync_interval == values["operator"]["resyncInterval"]
+    assert settings.namespaces == (), "the operator watches every namespace (the RBAC is cluster-wide)"
 
 
 NODE_AGENT_YAML = """\
