@@ -82,7 +82,7 @@ class Harness:
         self.graph.tracer = Tracer()
         self.pool = PacketPool(self.pool_size)
 
-    def send(self, port: int, frames: Sequence[bytes]) -> dict[int, list[bytes]]:
+    def send(self, port: int, frames: Sequence[bytes], *, validate: bool = True) -> dict[int, list[bytes]]:
         """Inject ``frames`` on ``port``, run the graph, return what each port sent (validated)."""
         self.ports[port].inject(frames)
         while self.ports[port].rx_queue:
@@ -90,7 +90,7 @@ class Harness:
             self.graph.run()
         out = {p.spec.port_id: p.take_sent() for p in self.ports}
         for frames_out in out.values():
-            for frame in frames_out:
+            for frame in frames_out if validate else ():
                 assert_valid(frame)
         return {k: v for k, v in out.items() if v}
 
