@@ -38,27 +38,42 @@ def _swap(x: npt.NDArray[np.uint64]) -> U32:
 
 def flow_key_words(batch: Batch) -> U32:
     """The ``(n, 11)`` little-endian words of every packet's flow key."""
-    n = len(batch)
+    b = batch
+    return key_words(
+        l3=b.l3, proto=b.proto, src_hi=b.src_hi, src_lo=b.src_lo, dst_hi=b.dst_hi, dst_lo=b.dst_lo,
+        sport=b.sport, dport=b.dport, vni=b.vni, vnf_type=b.vnf_type,
+    )  # fmt: skip
+
+
+def key_words(
+    *,
+    l3: npt.NDArray[np.uint8],
+    proto: npt.NDArray[np.uint8],
+    src_hi: npt.NDArray[np.uint64],
+    src_lo: npt.NDArray[np.uint64],
+    dst_hi: npt.NDArray[np.uint64],
+    dst_lo: npt.NDArray[np.uint64],
+    sport: npt.NDArray[np.uint16],
+    dport: npt.NDArray[np.uint16],
+    vni: npt.NDArray[np.uint32],
+    vnf_type: npt.NDArray[np.uint8],
+) -> U32:
+    """The ``(n, 11)`` words of flow keys given as columns (conntrack keeps keys as columns too)."""
+    n = len(l3)
     words = np.zeros((n, KEY_WORDS), dtype=np.uint32)
-    v6 = batch.l3 == L3.IPV6
+    v6 = l3 == L3.IPV6
     v6u = v6.astype(np.uint32)
-    for base, hi, lo in ((0, batch.dst_hi, batch.dst_lo), (5, batch.src_hi, batch.src_lo)):
+    for base, hi, lo in ((0, dst_hi, dst_lo), (5, src_hi, src_lo)):
         # IPv6: the 16 address bytes as they are; IPv4: the host-order address value in word 0
         words[:, base] = np.where(v6, _swap(hi >> np.uint64(32)), (lo & M32).astype(np.uint32))
         words[:, base + 1] = np.where(v6, _swap(hi), 0)
         words[:, base + 2] = np.where(v6, _swap(lo >> np.uint64(32)), 0)
         words[:, base + 3] = np.where(v6, _swap(lo), 0)
-    words[:, 4] = (
-        v6u
-        | (batch.proto.astype(np.uint32) << np.uint32(8))
-        | (batch.dport.astype(np.uint32) << np.uint32(16))
-    )
+    words[:, 4] = v6u | (proto.astype(np.uint32) << np.uint32(8)) | (dport.astype(np.uint32) << np.uint32(16))
     words[:, 9] = (
-        v6u
-        | (batch.vnf_type.astype(np.uint32) << np.uint32(8))
-        | (batch.sport.astype(np.uint32) << np.uint32(16))
+        v6u | (vnf_type.astype(np.uint32) << np.uint32(8)) | (sport.astype(np.uint32) << np.uint32(16))
     )
-    words[:, 10] = batch.vni
+    words[:, 10] = vni
     return words
 
 
