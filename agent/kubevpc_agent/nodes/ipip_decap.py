@@ -6,6 +6,8 @@ Out: ``conntrack``, with ``vni``, ``vnf_type`` and ``tx_port`` taken from the VN
      outer destination (exact 128-bit match; the outer source is not checked, as in dpservice) and a
      new Ethernet header (dst = the learned MAC behind that port, src = the port's own MAC, type
      by the inner packet); drop when the destination is none of our underlay addresses.
+     ``nh_*`` is left holding the outer source: where an answer goes (``packet_relay`` echo
+     replies; dpservice keeps it as ``tun_info.ul_src_addr6``). Routing overwrites it.
 
 The frame start moves forward 40 bytes (the inner packet keeps its place, the new Ethernet header
 overwrites the end of the old IPv6 header), so no packet bytes are copied.
@@ -27,7 +29,7 @@ from kubevpc_agent.tables.port_table import PortTable
 from kubevpc_agent.tables.vm_mac import PortMacs
 from kubevpc_agent.tables.vnf_map import VnfMap
 
-OUTER_DST = ETHER_LEN + ipv6.OFF_DST  # 38
+OUTER_SRC = ETHER_LEN + ipv6.OFF_SRC  # 22, followed by the destination at 38
 SHRINK = ipv6.IPV6_LEN  # 40 bytes fewer: outer Ether + IPv6 out, new Ether in
 _V4_TYPE = np.frombuffer(EtherType.IPV4.to_bytes(2, "big"), dtype=np.uint8)
 _V6_TYPE = np.frombuffer(EtherType.IPV6.to_bytes(2, "big"), dtype=np.uint8)
@@ -68,8 +70,8 @@ class IpipDecap(Node):
         vnf, ports, macs = self.vnf, self.ports, self.macs
         vnf.refresh()
         ports.refresh()
-        outer_dst = batch.read(OUTER_DST, 16)
-        entry = vnf.lookup(be64(outer_dst, 0), be64(outer_dst, 8))
+        outer = batch.read(OUTER_SRC, 32)  # source, then destination
+        entry = vnf.lookup(be64(outer, 16), be64(outer, 24))
         found = entry >= 0
         e = np.where(found, entry, vnf.size)  # the pad entry: port -1
         port_idx, port_ok = ports.index(vnf.port[e])
@@ -82,6 +84,8 @@ class IpipDecap(Node):
         batch.vni = np.where(ok, vnf.vni[e], batch.vni).astype(np.uint32)
         batch.vnf_type = np.where(ok, vnf.vnf_type[e], batch.vnf_type).astype(np.uint8)
         batch.tx_port = np.where(ok, vnf.port[e], batch.tx_port).astype(np.int16)
+        batch.nh_hi = be64(outer, 0)
+        batch.nh_lo = be64(outer, 8)
         ether = np.empty((len(batch), ETHER_LEN), dtype=np.uint8)
         ether[:, 0:6] = macs.peer[port_idx]
         ether[:, 6:12] = macs.own[port_idx]
