@@ -22,7 +22,7 @@ import importlib
 import logging
 import select
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol, cast
@@ -31,6 +31,7 @@ import numpy as np
 
 from kubevpc_agent.config import AgentConfig
 from kubevpc_agent.dataplane.link import Barrier, BarrierReply, StatsReply, StatsRequest, Stop
+from kubevpc_agent.dataplane.periodic import PeriodicMessages
 from kubevpc_agent.dataplane.router_mac import Backoff, kernel_router_mac
 from kubevpc_agent.dataplane.snapshot import DataplaneSnapshot, NodeRuntime, PortCounters
 from kubevpc_agent.graph.batch import MAX_BATCH, Batch, PacketPool
@@ -74,6 +75,7 @@ class DataplaneOptions:
     idle_timeout: float = 0.05  # longest sleep when idle (seconds)
     batch: int = MAX_BATCH  # most frames taken from one port per turn
     pool_capacity: int = 0  # 0 = sized from the port count
+    periodic: bool = True  # GARP / RA / unsolicited NA rounds (dataplane/periodic.py)
 
 
 def default_graph_builder() -> GraphBuilder:
@@ -91,7 +93,6 @@ class Worker:
         ports: Sequence[Port],
         options: DataplaneOptions | None = None,
         build_graph: GraphBuilder | None = None,
-        periodic: Callable[[AgentState, PortMacs, Sequence[Port], Graph], Periodic | None] | None = None,
     ) -> None:
         self.config = config
         self.options = options or DataplaneOptions()
@@ -102,7 +103,9 @@ class Worker:
         capacity = self.options.pool_capacity or max(16384, 2 * MAX_BATCH * (len(self.ports) + 2))
         self.pool = PacketPool(capacity)
         self.graph = (build_graph or default_graph_builder())(self.state, self.macs, self.ports)
-        self.periodic = periodic(self.state, self.macs, self.ports, self.graph) if periodic else None
+        self.periodic: Periodic | None = None
+        if self.options.periodic:
+            self.periodic = PeriodicMessages(self.state, self.macs, self.ports, self.graph)
         self.ageing: list[Ageing] = [n for n in self.graph.nodes if callable(getattr(n, "age", None))]  # type: ignore[misc]
         self.epoll = select.epoll()
         self._by_fd: dict[int, Port] = {}
@@ -233,7 +236,6 @@ class Worker:
     def _timers(self, now: float) -> None:
         if self.periodic is not None and now >= self.periodic.next_due():
             self.periodic.run_due(now)
-            self.graph.run()
         if now >= self._next_age:
             for node in self.ageing:
                 node.age(now)
