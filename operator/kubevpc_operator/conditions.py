@@ -60,12 +60,10 @@ def invalid(message: str) -> Outcome:
 
 
 def state_of(outcome: Outcome) -> str:
-    """A one-word summary for printer columns: Ready, Pending, Degraded or Invalid."""
-    if outcome.reason == "InvalidSpec":
-        return "Invalid"
-    if outcome.ready and not outcome.degraded:
-        return "Ready"
-    return "Degraded" if outcome.degraded else "Pending"
+    """The programming state for ``status.state``: Programmed, Pending or Failed."""
+    if outcome.ready:
+        return "Programmed"
+    return "Failed" if outcome.degraded else "Pending"
 
 
 def now_rfc3339() -> str:

@@ -63,7 +63,7 @@ class LoadBalancer:
     type: LoadBalancerType
     ip: IPAddress
     ports: tuple[LbPort, ...]
-    target_selector: LabelSelector | None  # None: no targets
+    target_selector: LabelSelector | None  # None: no targets; {}: every interface of the VPC
     node_selector: LabelSelector | None  # None: the nodes of the targets
 
     @property
@@ -82,12 +82,12 @@ class LoadBalancer:
     def read(cls, reader: BodyReader) -> LoadBalancer:
         meta = reader.meta()
         vpc_name = reader.string("spec.vpcRef.name", required=True)
-        type_text = reader.string("spec.type", default="Internal")
+        type_text = reader.string("spec.type", default="Public")
         try:
             lb_type = LoadBalancerType(type_text)
         except ValueError:
             reader.fail("spec.type", f"{type_text!r} is not Public or Internal")
-            lb_type = LoadBalancerType.INTERNAL
+            lb_type = LoadBalancerType.PUBLIC
         ip = reader.ip("spec.ip", required=True)
         if ip is not None and ip.is_unspecified:
             reader.fail("spec.ip", f"{ip} is not a usable address")

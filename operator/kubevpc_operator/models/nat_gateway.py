@@ -18,7 +18,7 @@ FIRST_PORT = 1024  # ports below stay with the host's well-known services
 END_PORT = 65535  # exclusive: the agent takes [min_port, max_port) with max_port <= 65535
 DEFAULT_PORTS_PER_INTERFACE = 2048
 MAX_PORTS_PER_INTERFACE = 32768  # largest power of two that fits once in [1024, 65535)
-MIN_PORTS_PER_INTERFACE = 64
+MIN_PORTS_PER_INTERFACE = 1
 
 FIELDS = (
     "spec.vpcRef.name",
@@ -51,7 +51,7 @@ class NATGateway:
     vpc: ObjectKey
     ips: tuple[ipaddress.IPv4Address, ...]
     ports_per_interface: int
-    interface_selector: LabelSelector | None  # None: every interface of the VPC without a virtual IP
+    interface_selector: LabelSelector | None  # None: every interface of the VPC (never one with a VIP)
     recorded: Mapping[str, NatSlot]  # status.allocations: interface name -> slot
 
     @property

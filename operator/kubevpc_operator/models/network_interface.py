@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from kubevpc_operator.models.common import (
     BodyReader,
@@ -23,8 +23,8 @@ from kubevpc_operator.models.common import (
     is_agent_id,
 )
 
-DEFAULT_RULE_PRIORITY = 1000  # dpservice-cli's default; rules are applied in (priority, list) order
-MAX_FIREWALL_RULES = 256  # per interface; keeps one CR's programming bounded
+DEFAULT_RULE_PRIORITY = 1000  # dpservice-cli's default; rules are applied in (priority, name) order
+MAX_FIREWALL_RULES = 64  # per interface (the CRD's maxItems)
 MAX_BOOT_FILE = 31  # dpservice: pxe_config.boot_filename is 1..31 characters
 
 FIELDS = (
@@ -38,11 +38,12 @@ FIELDS = (
     "spec.prefixes[]",
     "spec.hostname",
     "spec.pxe.server",
-    "spec.pxe.bootFile",
+    "spec.pxe.bootFilename",
     "spec.firewallRules[].name",
     "spec.firewallRules[].direction",
     "spec.firewallRules[].action",
     "spec.firewallRules[].priority",
+    "spec.firewallRules[].ipFamily",
     "spec.firewallRules[].sourcePrefix",
     "spec.firewallRules[].destinationPrefix",
     "spec.firewallRules[].protocol",
@@ -78,6 +79,11 @@ class Pxe:
     boot_file: str
 
 
+class Action(Enum):
+    ACCEPT = "Accept"
+    DROP = "Drop"  # enforced by the kubevpc agent (dpservice computes it but does not drop)
+
+
 class Direction(Enum):
     INGRESS = "Ingress"
     EGRESS = "Egress"
@@ -110,6 +116,7 @@ class FirewallRule:
     destination_ports: PortRange = PortRange()
     icmp_type: int = -1  # -1: any
     icmp_code: int = -1
+    action: Action = Action.ACCEPT
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,8 @@ class NetworkInterface:
         if virtual_ip is not None and not isinstance(virtual_ip, ipaddress.IPv4Address):
             reader.fail("spec.virtualIP", f"{virtual_ip} is not IPv4 (virtual IPs are IPv4 only)")
             virtual_ip = None
+        elif virtual_ip is not None and ipv4 is None:
+            reader.fail("spec.virtualIP", "needs an IPv4 address in spec.ips (it maps 1:1 onto it)")
         prefixes: list[IPNetwork] = []
         for _, path in reader.items("spec.prefixes"):
             prefix = reader.prefix(path, required=True)
@@ -239,9 +248,9 @@ def _read_pxe(reader: BodyReader, *, has_ipv6: bool) -> Pxe | None:
     if reader.get("spec.pxe") is None:
         return None
     server = reader.ip("spec.pxe.server", required=True)
-    boot_file = reader.string("spec.pxe.bootFile", required=True)
+    boot_file = reader.string("spec.pxe.bootFilename", required=True)
     if boot_file and len(boot_file) > MAX_BOOT_FILE:
-        reader.fail("spec.pxe.bootFile", f"must be at most {MAX_BOOT_FILE} characters")
+        reader.fail("spec.pxe.bootFilename", f"must be at most {MAX_BOOT_FILE} characters")
     if server is None:
         return None
     wanted = 6 if has_ipv6 else 4
@@ -269,40 +278,32 @@ def _read_port_range(reader: BodyReader, path: str) -> PortRange:
 
 
 def _read_firewall_rules(reader: BodyReader) -> tuple[FirewallRule, ...]:
-    rules: list[tuple[int, int, FirewallRule]] = []
+    rules: list[FirewallRule] = []
     ids: set[str] = set()
     for index, item in reader.items("spec.firewallRules"):
         if index >= MAX_FIREWALL_RULES:
             reader.fail("spec.firewallRules", f"at most {MAX_FIREWALL_RULES} rules")
             break
-        rule_id = reader.string(f"{item}.name", default=f"rule-{index}")
-        if not is_agent_id(rule_id):
+        rule_id = reader.string(f"{item}.name", required=True)
+        if rule_id and not is_agent_id(rule_id):
             reader.fail(f"{item}.name", "must be 1..63 characters of letters, digits, '-' and '_'")
         elif rule_id in ids:
             reader.fail(f"{item}.name", f"{rule_id!r} is used twice")
         ids.add(rule_id)
-        direction_text = reader.string(f"{item}.direction", required=True)
-        try:
-            direction = Direction(direction_text)
-        except ValueError:
-            if direction_text:
-                reader.fail(f"{item}.direction", f"{direction_text!r} is not Ingress or Egress")
-            direction = Direction.INGRESS
-        action = reader.string(f"{item}.action", default="Accept")
-        if action != "Accept":
-            reader.fail(
-                f"{item}.action",
-                f"{action!r} is not supported: rules are an allow-list (traffic no rule accepts is dropped)",
-            )
+        direction = _enum(reader, f"{item}.direction", Direction, required=True) or Direction.INGRESS
+        action = _enum(reader, f"{item}.action", Action) or Action.ACCEPT
         priority = reader.integer(f"{item}.priority", default=DEFAULT_RULE_PRIORITY, minimum=0, maximum=65535)
-        source = reader.prefix(f"{item}.sourcePrefix") or ipaddress.ip_network("0.0.0.0/0")
-        destination = reader.prefix(f"{item}.destinationPrefix") or ipaddress.ip_network("0.0.0.0/0")
-        protocol_text = reader.string(f"{item}.protocol", default="Any")
-        try:
-            protocol = Protocol(protocol_text)
-        except ValueError:
-            reader.fail(f"{item}.protocol", f"{protocol_text!r} is not one of Any, TCP, UDP, ICMP")
-            protocol = Protocol.ANY
+        family = reader.string(f"{item}.ipFamily", default="IPv4")
+        if family not in ("IPv4", "IPv6"):
+            reader.fail(f"{item}.ipFamily", f"{family!r} is not IPv4 or IPv6")
+        version = 6 if family == "IPv6" else 4
+        anywhere = ipaddress.ip_network("::/0" if version == 6 else "0.0.0.0/0")
+        source = reader.prefix(f"{item}.sourcePrefix") or anywhere
+        destination = reader.prefix(f"{item}.destinationPrefix") or anywhere
+        for path, prefix in ((f"{item}.sourcePrefix", source), (f"{item}.destinationPrefix", destination)):
+            if prefix.version != version:
+                reader.fail(path, f"{prefix} is not an {family} prefix (ipFamily is {family})")
+        protocol = _enum(reader, f"{item}.protocol", Protocol) or Protocol.ANY
         source_ports = _read_port_range(reader, f"{item}.sourcePorts")
         destination_ports = _read_port_range(reader, f"{item}.destinationPorts")
         icmp_type = reader.integer(f"{item}.icmp.type", default=-1, minimum=0, maximum=255)
@@ -312,17 +313,34 @@ def _read_firewall_rules(reader: BodyReader) -> tuple[FirewallRule, ...]:
             reader.fail(f"{item}.protocol", "ports need protocol TCP or UDP")
         if reader.get(f"{item}.icmp") is not None and protocol is not Protocol.ICMP:
             reader.fail(f"{item}.protocol", "icmp needs protocol ICMP")
-        rule = FirewallRule(
-            id=rule_id,
-            direction=direction,
-            priority=priority if priority is not None else DEFAULT_RULE_PRIORITY,
-            source=source,
-            destination=destination,
-            protocol=protocol,
-            source_ports=source_ports,
-            destination_ports=destination_ports,
-            icmp_type=icmp_type if icmp_type is not None else -1,
-            icmp_code=icmp_code if icmp_code is not None else -1,
+        rules.append(
+            FirewallRule(
+                id=rule_id,
+                direction=direction,
+                priority=priority if priority is not None else DEFAULT_RULE_PRIORITY,
+                source=source,
+                destination=destination,
+                protocol=protocol,
+                source_ports=source_ports,
+                destination_ports=destination_ports,
+                icmp_type=icmp_type if icmp_type is not None else -1,
+                icmp_code=icmp_code if icmp_code is not None else -1,
+                action=action,
+            )
         )
-        rules.append((rule.priority, index, rule))
-    return tuple(rule for _, _, rule in sorted(rules, key=lambda r: (r[0], r[1])))
+    return tuple(sorted(rules, key=lambda rule: (rule.priority, rule.id)))
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _enum(reader: BodyReader, path: str, kind: type[E], *, required: bool = False) -> E | None:
+    text = reader.string(path, required=required)
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in kind)
+        reader.fail(path, f"{text!r} is not one of {allowed}")
+        return None

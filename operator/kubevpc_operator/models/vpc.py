@@ -1,8 +1,8 @@
 """The VPC: one isolated overlay network, identified on the wire by its 24-bit VNI.
 
 ``spec.vni`` pins the VNI; without it the operator allocates one and records it in ``status.vni``,
-which then never changes. ``spec.peerings`` lists other VPCs (same namespace) and the prefixes
-of theirs this VPC may reach; a peering is active once both VPCs list each other.
+which then never changes. ``spec.peerings`` lists other VPCs (this namespace unless one is named)
+and the prefixes of theirs this VPC may reach; a peering is active once both VPCs list each other.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ MAX_VNI = 0xFFFFFF  # 24 bits on the wire (dpservice: "VNI exceeds 24-bit range"
 FIELDS = (
     "spec.vni",
     "spec.peerings[].vpcRef.name",
+    "spec.peerings[].vpcRef.namespace",
     "spec.peerings[].prefixes[]",
     "status.vni",
 )
@@ -69,19 +70,20 @@ class VPC:
         if status_vni is not None and not 1 <= status_vni <= MAX_VNI:
             status_vni = None  # a corrupt record is re-allocated, not trusted
         peerings: list[Peering] = []
-        seen: set[str] = set()
+        seen: set[ObjectKey] = set()
         for _, item in reader.items("spec.peerings"):
             name = reader.string(f"{item}.vpcRef.name", required=True)
-            if name == meta.name:
+            peer = ObjectKey(reader.string(f"{item}.vpcRef.namespace", default=meta.namespace), name)
+            if peer == meta.key:
                 reader.fail(f"{item}.vpcRef.name", "a VPC cannot peer with itself")
-            elif name in seen:
-                reader.fail(f"{item}.vpcRef.name", f"VPC {name!r} is listed twice")
-            seen.add(name)
+            elif peer in seen:
+                reader.fail(f"{item}.vpcRef.name", f"VPC {peer} is listed twice")
+            seen.add(peer)
             prefixes = []
             for _, prefix_path in reader.items(f"{item}.prefixes"):
                 prefix = reader.prefix(prefix_path, required=True)
                 if prefix is not None:
                     prefixes.append(prefix)
-            peerings.append(Peering(ObjectKey(meta.namespace, name), tuple(prefixes)))
+            peerings.append(Peering(peer, tuple(prefixes)))
         reader.raise_if_failed()
         return cls(meta=meta, vni=vni, status_vni=status_vni, peerings=tuple(peerings))

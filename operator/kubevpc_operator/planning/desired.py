@@ -166,6 +166,7 @@ def firewall_rule_state(rule: FirewallRule) -> FirewallRuleState:
         source_ports=(rule.source_ports.first, rule.source_ports.last) if ported else (-1, -1),
         destination_ports=(rule.destination_ports.first, rule.destination_ports.last) if ported else (-1, -1),
         icmp=(rule.icmp_type, rule.icmp_code) if protocol == "icmp" else (-1, -1),
+        action=rule.action.value.lower(),
     )
 
 

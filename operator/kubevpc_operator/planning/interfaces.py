@@ -167,6 +167,7 @@ def rule_matches(desired: FirewallRuleState, observed: FirewallRuleState) -> boo
         source_ports=observed.source_ports,
         destination_ports=observed.destination_ports,
         icmp=observed.icmp,
+        action=observed.action,
     )
 
 

@@ -1,9 +1,11 @@
 """Status fields of each kind, built from the topology and the nodes' sync reports (pure).
 
-This module owns the shape of ``status`` (besides conditions): it writes the fields and reads the
-underlay addresses back (``recorded_exports``) when a restarted operator has not observed a node
-yet. Per-node programming state (``status.nodes``) lists every node where the object has state:
-its own node and every node that routes to it.
+This module owns the shape of ``status`` besides conditions (docs/resources.md): it writes the
+fields and reads the underlay addresses back (``recorded_exports``) for a restarted operator that
+has not observed a node yet. ``status.nodes`` lists every node where the object has state: for an
+interface its own node and every node that routes to it.
+
+Fields set to None are removed from the status (``conditions.status_patch``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Protocol
 from kubevpc_operator.conditions import Outcome, blocked, failed, impaired, pending, programmed, state_of
 from kubevpc_operator.models.nat_gateway import NatSlot
 from kubevpc_operator.models.network_interface import NetworkInterface
-from kubevpc_operator.models.vpc import VPC, Peering
+from kubevpc_operator.models.vpc import VPC
 from kubevpc_operator.planning.desired import Exports
 from kubevpc_operator.planning.nat import NatAllocation
 from kubevpc_operator.planning.state import Export, ExportKind
@@ -39,14 +41,19 @@ class NodeReport(Protocol):
 
 
 def node_states(uid: str, reports: Mapping[str, NodeReport], home: str | None = None) -> list[dict[str, str]]:
-    """``[{name, state, message?}]`` for every node where ``uid`` has (or should have) state."""
+    """``[{name, state, message?}]`` for every node where ``uid`` has (or should have) state.
+
+    States are Programmed, Pending or Failed; an unreachable agent is Failed with its reason.
+    """
     states = []
     for node in sorted(reports):
         report = reports[node]
         if uid not in report.owners and node != home:
             continue
         state, message = report.state_of(uid)
-        entry = {"name": node, "state": state}
+        entry = {"name": node, "state": "Failed" if state == "Unavailable" else state}
+        if state == "Unavailable":
+            message = f"agent unavailable: {message}"
         if message:
             entry["message"] = message
         states.append(entry)
@@ -56,27 +63,32 @@ def node_states(uid: str, reports: Mapping[str, NodeReport], home: str | None = 
 def outcome_of(nodes: list[dict[str, str]], problem: Problem | None, idle: str) -> Outcome:
     """The conditions' outcome: a problem first, then the worst node state."""
     if problem is not None:
-        if problem.is_waiting:
+        if problem.waiting and problem.degraded:
+            return failed(problem.reason, problem.message)
+        if problem.waiting:
             return pending(problem.reason, problem.message)
         return blocked(problem.reason, problem.message)
-    for state, reason in (("Failed", "ProgrammingFailed"), ("Unavailable", "AgentUnavailable")):
-        bad = [n for n in nodes if n["state"] == state]
-        if bad:
-            return failed(reason, "; ".join(f"{n['name']}: {n.get('message', state)}" for n in bad))
+    failing = [n for n in nodes if n["state"] == "Failed"]
+    if failing:
+        unavailable = all(n.get("message", "").startswith("agent unavailable") for n in failing)
+        reason = "AgentUnavailable" if unavailable else "AgentRejected"
+        return failed(reason, "; ".join(f"{n['name']}: {n.get('message', 'failed')}" for n in failing))
     waiting = [n for n in nodes if n["state"] == "Pending"]
     if waiting:
-        return pending("Programming", "; ".join(f"{n['name']}: {n.get('message', '')}" for n in waiting))
+        return pending("Pending", "; ".join(f"{n['name']}: {n.get('message', 'pending')}" for n in waiting))
     if not nodes:
         return programmed(idle)
-    return programmed(f"Programmed on {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
+    return programmed(f"Programmed on {_count(len(nodes), 'node')}")
 
 
 def interface_status(
     nic: NetworkInterface,
     topology: Topology,
     reports: Mapping[str, NodeReport],
+    *,
     nat: tuple[str, NatSlot] | None = None,
     nat_exhausted: str | None = None,
+    device_name: str | None = None,
 ) -> tuple[Fields, Outcome]:
     """``nat`` is (gateway name, slot); ``nat_exhausted`` names a gateway that had no slot left."""
     uid = nic.uid
@@ -90,14 +102,19 @@ def interface_status(
     nodes = node_states(uid, reports, home=nic.node_name if resolved is not None else None)
     outcome = outcome_of(nodes, topology.problems.get(uid), "Programmed")
     if nat_exhausted is not None and outcome.ready:
-        outcome = failed(
-            "NATPortsExhausted",
-            f"NATGateway {nat_exhausted} has no free port slice for this interface",
-            ready=True,
+        outcome = impaired(
+            "NoFreePortSlice", f"NATGateway {nat_exhausted} has no free port slice for this interface"
         )
+    lb_targets = []
+    for lb in sorted(topology.load_balancers.values(), key=lambda r: r.lb.meta.name):
+        if uid in lb.targets:
+            entry = {"loadBalancer": lb.lb.meta.name, "prefix": lb.prefix}
+            lb_targets.append(_with_underlay(entry, underlay(ExportKind.LB_PREFIX, lb.prefix)))
     fields: Fields = {
+        "nodeName": nic.node_name,
         "vni": resolved.vni if resolved is not None else None,
         "underlayRoute": underlay(ExportKind.INTERFACE),
+        "deviceName": device_name,
         "virtualIP": _with_underlay({"ip": str(nic.virtual_ip)}, underlay(ExportKind.VIP))
         if nic.virtual_ip is not None
         else None,
@@ -116,13 +133,7 @@ def interface_status(
             _with_underlay({"prefix": str(p)}, underlay(ExportKind.PREFIX, str(p))) for p in nic.prefixes
         ]
         or None,
-        "loadBalancerPrefixes": [
-            _with_underlay({"prefix": detail}, address)
-            for export, address in sorted(exports.items(), key=lambda item: item[0].detail)
-            for detail in [export.detail]
-            if export.kind is ExportKind.LB_PREFIX and export.uid == uid
-        ]
-        or None,
+        "loadBalancerTargets": lb_targets or None,
         "nodes": nodes or None,
         "state": state_of(outcome),
     }
@@ -149,101 +160,137 @@ def load_balancer_status(
     uid: str, topology: Topology, reports: Mapping[str, NodeReport]
 ) -> tuple[Fields, Outcome]:
     resolved = topology.load_balancers.get(uid)
-    nodes = node_states(uid, reports)
     problem = topology.problems.get(uid)
+    everywhere = node_states(uid, reports)
+    instances: list[dict[str, str]] = []
+    targets: list[dict[str, str]] = []
+    if resolved is not None:
+        by_node = {n["name"]: n for n in everywhere}
+        for node in resolved.nodes:
+            report = reports.get(node)
+            entry = dict(by_node.get(node, {"name": node, "state": "Pending"}))
+            address = report.exports.get(Export(ExportKind.LOAD_BALANCER, uid)) if report else None
+            instances.append(_with_underlay(entry, address))
+        for target_uid in resolved.targets:
+            target = topology.interfaces[target_uid]
+            report = reports.get(target.node)
+            address = (
+                report.exports.get(Export(ExportKind.LB_PREFIX, target_uid, resolved.prefix))
+                if report
+                else None
+            )
+            entry = {"networkInterface": target.nic.meta.name, "nodeName": target.node}
+            targets.append(_with_underlay(entry, address))
     if resolved is not None and not resolved.nodes and problem is None:
         outcome = pending("NoTargets", "No NetworkInterface matches the target selector, so no instance runs")
     else:
-        outcome = outcome_of(nodes, problem, "Programmed")
-    instances = []
-    if resolved is not None:
-        for node in resolved.nodes:
-            report = reports.get(node)
-            address = report.exports.get(Export(ExportKind.LOAD_BALANCER, uid)) if report else None
-            instances.append(_with_underlay({"node": node}, address))
+        outcome = outcome_of(everywhere, problem, "Programmed")
     fields: Fields = {
         "vni": resolved.vni if resolved is not None else None,
-        "instances": instances or None,
-        "targets": len(resolved.targets) if resolved is not None else 0,
-        "nodes": nodes or None,
-        "state": state_of(outcome),
+        "nodes": instances or None,
+        "targets": sorted(targets, key=lambda t: t["networkInterface"]) or None,
+        "targetCount": len(targets),
     }
     return fields, outcome
 
 
 def nat_gateway_status(
-    uid: str, topology: Topology, allocation: NatAllocation | None
+    uid: str,
+    topology: Topology,
+    allocation: NatAllocation | None,
+    reports: Mapping[str, NodeReport] | None = None,
 ) -> tuple[Fields, Outcome]:
-    """Allocations and free slices; each interface reports its own NAT programming."""
+    """Allocations, used and free slices; where each slice is programmed, from the reports."""
+    reports = reports or {}
     membership = topology.nat_gateways.get(uid)
     problem = topology.problems.get(uid)
     entries = []
+    member_uids: list[str] = []
     if membership is not None and allocation is not None:
         namespace = membership.gateway.meta.namespace
-        node_of = {
-            r.nic.meta.name: r.node for r in topology.interfaces.values() if r.nic.meta.namespace == namespace
+        by_name = {
+            r.nic.meta.name: r for r in topology.interfaces.values() if r.nic.meta.namespace == namespace
         }
         for name, slot in sorted(
             allocation.assigned.items(), key=lambda item: (item[1].ip, item[1].min_port)
         ):
-            entry: dict[str, Any] = {
-                "networkInterface": name,
-                "ip": str(slot.ip),
-                "minPort": slot.min_port,
-                "maxPort": slot.max_port,
-            }
-            if name in node_of:
-                entry["node"] = node_of[name]
+            entry: dict[str, Any] = {"networkInterface": name, "ip": str(slot.ip), "minPort": slot.min_port}
+            entry["maxPort"] = slot.max_port
+            resolved = by_name.get(name)
+            if resolved is not None:
+                member_uids.append(resolved.nic.uid)
+                entry["nodeName"] = resolved.node
+                report = reports.get(resolved.node)
+                address = report.exports.get(Export(ExportKind.NAT, resolved.nic.uid)) if report else None
+                _with_underlay(entry, address)
             entries.append(entry)
-    if problem is None and allocation is not None and allocation.unassigned:
+    nodes = _merged_node_states(member_uids, reports)
+    if problem is not None:
+        outcome = outcome_of([], problem, "")
+    elif allocation is not None and allocation.unassigned:
         names = ", ".join(allocation.unassigned[:5]) + (" ..." if len(allocation.unassigned) > 5 else "")
         outcome = impaired(
-            "PortsExhausted",
-            f"{len(allocation.unassigned)} NetworkInterfaces have no port slice (all {allocation.capacity} "
-            f"slices are in use): {names}",
+            "NoFreePortSlice",
+            f"{_count(len(allocation.unassigned), 'NetworkInterface')} have no port slice "
+            f"(all {allocation.capacity} slices are in use): {names}",
         )
-    elif problem is not None:
-        outcome = outcome_of([], problem, "")
-    elif allocation is not None and allocation.assigned:
-        count = len(allocation.assigned)
-        outcome = programmed(f"{count} NetworkInterface{'s hold' if count != 1 else ' holds'} a port slice")
+    elif membership is not None and membership.contested:
+        served = "; ".join(
+            f"{nic} is served by the older NATGateway {other}" for nic, other in membership.contested
+        )
+        outcome = impaired("ServedByOlderGateway", served)
     else:
-        outcome = programmed("No NetworkInterface uses this gateway yet")
+        outcome = outcome_of(nodes, None, "No NetworkInterface uses this gateway yet")
     fields: Fields = {
+        "vni": membership.vni if membership is not None else None,
         "allocations": entries or None,
-        "freeSlots": allocation.free if allocation is not None else None,
-        "state": state_of(outcome),
+        "usedSlots": len(allocation.assigned) if allocation is not None else 0,
+        "freeSlots": allocation.free if allocation is not None else 0,
+        "nodes": nodes or None,
     }
     return fields, outcome
 
 
+def _merged_node_states(uids: list[str], reports: Mapping[str, NodeReport]) -> list[dict[str, str]]:
+    """The worst state per node over several objects (a gateway's interfaces)."""
+    rank = {"Programmed": 0, "Pending": 1, "Failed": 2}
+    merged: dict[str, dict[str, str]] = {}
+    for uid in uids:
+        for entry in node_states(uid, reports):
+            before = merged.get(entry["name"])
+            if before is None or rank[entry["state"]] > rank[before["state"]]:
+                merged[entry["name"]] = entry
+    return [merged[name] for name in sorted(merged)]
+
+
 def vpc_status(vpc: VPC, topology: Topology, vni: int | None) -> tuple[Fields, Outcome]:
     problem = topology.problems.get(vpc.meta.uid)
+    active = {peer for peer, _ in topology.peers.get(vni, ())} if vni is not None else set()
     peerings = []
-    active = {peer for peer, _ in _links(topology, vni)}
-    vnis = topology.vnis
     for peering in vpc.peerings:
-        peer_vni = vnis.get(peering.vpc)
-        state = "Active" if peer_vni is not None and peer_vni in active else "Pending"
-        peerings.append({"vpc": peering.vpc.name, "state": state})
+        peer_vni = topology.vnis.get(peering.vpc)
+        if peer_vni is None:
+            state = "PeerNotFound"
+        elif peer_vni in active:
+            state = "Active"
+        else:
+            state = "WaitingForPeer"
+        entry: dict[str, Any] = {"name": peering.vpc.name, "namespace": peering.vpc.namespace, "state": state}
+        if peer_vni is not None:
+            entry["vni"] = peer_vni
+        peerings.append(entry)
     nodes = sorted(topology.nodes_serving([vni])) if vni is not None else []
     if problem is not None:
         outcome = outcome_of([], problem, "")
     elif vni is None:
-        outcome = pending("AllocatingVNI", "No VNI allocated yet")
+        outcome = pending("WaitingForVNI", "No VNI allocated yet")
     else:
-        pending_peers = [p["vpc"] for p in peerings if p["state"] == "Pending"]
-        if pending_peers:
-            message = f"VNI {vni}; waiting for {', '.join(pending_peers)} to list this VPC in its peerings"
-            outcome = programmed(message)
-        else:
-            outcome = programmed(f"VNI {vni}, in use on {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
-    fields: Fields = {
-        "vni": vni,
-        "peerings": peerings or None,
-        "nodes": nodes or None,
-        "state": state_of(outcome),
-    }
+        message = f"VNI {vni}, in use on {_count(len(nodes), 'node')}"
+        waiting = [f"{p['name']} ({p['state']})" for p in peerings if p["state"] != "Active"]
+        if waiting:
+            message += "; peerings not active: " + ", ".join(waiting)
+        outcome = programmed(message)
+    fields: Fields = {"vni": vni, "peerings": peerings or None, "nodes": nodes or None}
     return fields, outcome
 
 
@@ -253,25 +300,23 @@ def recorded_exports(kind: str, body: Mapping[str, Any]) -> dict[tuple[str, Expo
     status = body.get("status") or {}
     spec = body.get("spec") or {}
     result: dict[tuple[str, Export], str] = {}
+
+    def put(node: object, export: Export, address: object) -> None:
+        if isinstance(node, str) and node and isinstance(address, str) and address:
+            result[(node, export)] = address
+
     if kind == "NetworkInterface":
-        node = str(spec.get("nodeName", ""))
-
-        def put(export: Export, address: object) -> None:
-            if isinstance(address, str) and address:
-                result[(node, export)] = address
-
-        put(Export(ExportKind.INTERFACE, uid), status.get("underlayRoute"))
-        put(Export(ExportKind.VIP, uid), (status.get("virtualIP") or {}).get("underlayRoute"))
-        put(Export(ExportKind.NAT, uid), (status.get("nat") or {}).get("underlayRoute"))
+        node = spec.get("nodeName")
+        put(node, Export(ExportKind.INTERFACE, uid), status.get("underlayRoute"))
+        put(node, Export(ExportKind.VIP, uid), (status.get("virtualIP") or {}).get("underlayRoute"))
+        put(node, Export(ExportKind.NAT, uid), (status.get("nat") or {}).get("underlayRoute"))
         for entry in status.get("prefixes") or ():
-            put(Export(ExportKind.PREFIX, uid, str(entry.get("prefix"))), entry.get("underlayRoute"))
-        for entry in status.get("loadBalancerPrefixes") or ():
-            put(Export(ExportKind.LB_PREFIX, uid, str(entry.get("prefix"))), entry.get("underlayRoute"))
+            put(node, Export(ExportKind.PREFIX, uid, str(entry.get("prefix"))), entry.get("underlayRoute"))
+        for entry in status.get("loadBalancerTargets") or ():
+            put(node, Export(ExportKind.LB_PREFIX, uid, str(entry.get("prefix"))), entry.get("underlayRoute"))
     elif kind == "LoadBalancer":
-        for entry in status.get("instances") or ():
-            node, address = entry.get("node"), entry.get("underlayRoute")
-            if isinstance(node, str) and isinstance(address, str) and address:
-                result[(node, Export(ExportKind.LOAD_BALANCER, uid))] = address
+        for entry in status.get("nodes") or ():
+            put(entry.get("name"), Export(ExportKind.LOAD_BALANCER, uid), entry.get("underlayRoute"))
     return result
 
 
@@ -292,7 +337,5 @@ def _with_underlay(entry: dict[str, Any], underlay: str | None) -> dict[str, Any
     return entry
 
 
-def _links(topology: Topology, vni: int | None) -> tuple[tuple[int, Peering], ...]:
-    if vni is None:
-        return ()
-    return topology.peers.get(vni, ())
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

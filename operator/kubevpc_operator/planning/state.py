@@ -51,6 +51,7 @@ class FirewallRuleState:
     source_ports: tuple[int, int] = (-1, -1)
     destination_ports: tuple[int, int] = (-1, -1)
     icmp: tuple[int, int] = (-1, -1)  # (type, code)
+    action: str = "accept"  # "accept" | "drop"
 
 
 @dataclass(frozen=True)

@@ -29,14 +29,16 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"  # every node carries it; node selecto
 
 @dataclass(frozen=True)
 class Problem:
-    """Why an object is not programmed: ``reason`` is a condition reason, ``message`` for people."""
+    """Why an object is not programmed: ``reason`` is a condition reason, ``message`` for people.
 
-    reason: str  # WaitingForVPC | WaitingForAgent | Conflict | InvalidVPC
+    ``waiting``: it may resolve by itself (another object or an agent appears), so retry;
+    ``degraded``: it is something the user should look at (reported by the Degraded condition).
+    """
+
+    reason: str  # VPCNotFound | WaitingForVNI | WaitingForAgent | Conflict | VNIConflict | InvalidVPC
     message: str
-
-    @property
-    def is_waiting(self) -> bool:
-        return self.reason.startswith("WaitingFor")
+    waiting: bool = False
+    degraded: bool = True
 
 
 def owner_of(kind: Kind, meta: Meta) -> Owner:
@@ -86,6 +88,7 @@ class NatMembership:
     members: tuple[str, ...]  # names of the interfaces that get a slot
     keep: tuple[str, ...]  # names of frozen interfaces: they hold the slot they have
     owner: Owner
+    contested: tuple[tuple[str, str], ...] = ()  # (interface, older gateway serving it instead)
 
 
 @dataclass(frozen=True)
@@ -131,18 +134,18 @@ def resolve_topology(view: ClusterView) -> Topology:
     for vpc in view.vpcs:
         owners[vpc.meta.uid] = owner_of(Kind.VPC, vpc.meta)
         if vpc.key in assignment.conflicts:
-            problems[vpc.meta.uid] = Problem("Conflict", assignment.conflicts[vpc.key])
+            problems[vpc.meta.uid] = Problem("VNIConflict", assignment.conflicts[vpc.key])
     frozen_vpcs = set(view.frozen_vpcs)
 
     def vpc_problem(vpc: ObjectKey) -> Problem | None:
         if vpc in frozen_vpcs:
             return Problem("InvalidVPC", f"VPC {vpc.name} has an invalid spec")
         if vpc not in vpc_uids:
-            return Problem("WaitingForVPC", f"VPC {vpc.name} not found")
+            return Problem("VPCNotFound", f"VPC {vpc.name} not found", waiting=True)
         if vpc in assignment.conflicts:
             return Problem("InvalidVPC", f"VPC {vpc.name} cannot be used: {assignment.conflicts[vpc]}")
         if vpc not in assignment.vnis:
-            return Problem("WaitingForVPC", f"VPC {vpc.name} has no VNI yet")
+            return Problem("WaitingForVNI", f"VPC {vpc.name} has no VNI yet", waiting=True, degraded=False)
         return None
 
     # Interfaces, oldest first, so clashes go against the younger one.
@@ -154,7 +157,9 @@ def resolve_topology(view: ClusterView) -> Topology:
         owners[nic.uid] = owner_of(Kind.NETWORK_INTERFACE, nic.meta)
         problem = vpc_problem(nic.vpc)
         if problem is None and nic.node_name not in nodes:
-            problem = Problem("WaitingForAgent", f"no agent serves node {nic.node_name}")
+            problem = Problem(
+                "WaitingForAgent", f"no agent serves node {nic.node_name}", waiting=True, degraded=False
+            )
         if problem is None:
             clash = _interface_clash(nic, devices, addresses, vips)
             problem = Problem("Conflict", clash) if clash else None
@@ -208,7 +213,7 @@ def resolve_topology(view: ClusterView) -> Topology:
     # NAT gateways: public IPs are unique cluster-wide; an interface belongs to the oldest gateway.
     nat_gateways: dict[str, NatMembership] = {}
     nat_ips: dict[ipaddress.IPv4Address, NATGateway] = {}
-    claimed: set[str] = set()
+    claimed: dict[str, str] = {}  # interface uid -> the (older) gateway that serves it
     for gateway in sorted(view.nat_gateways, key=lambda g: _age(g.meta)):
         owners[gateway.uid] = owner_of(Kind.NAT_GATEWAY, gateway.meta)
         problem = vpc_problem(gateway.vpc)
@@ -230,14 +235,18 @@ def resolve_topology(view: ClusterView) -> Topology:
             nat_ips[ip] = gateway
         selector = gateway.interface_selector
         members = []
+        contested = []
         for r in sorted(interfaces.values(), key=lambda r: r.nic.meta.name):
             nic = r.nic
-            if nic.vpc != gateway.vpc or nic.uid in claimed:
+            if nic.vpc != gateway.vpc or nic.virtual_ip is not None:
+                continue  # an interface with a virtual IP has its own public address
+            if selector is not None and not selector.matches(nic.meta.labels):
                 continue
-            selected = nic.virtual_ip is None if selector is None else selector.matches(nic.meta.labels)
-            if selected:
-                members.append(nic.meta.name)
-                claimed.add(nic.uid)
+            if nic.uid in claimed:
+                contested.append((nic.meta.name, claimed[nic.uid]))
+                continue
+            members.append(nic.meta.name)
+            claimed[nic.uid] = gateway.meta.name
         keep = tuple(
             sorted(
                 nic.meta.name
@@ -246,7 +255,7 @@ def resolve_topology(view: ClusterView) -> Topology:
             )
         )
         nat_gateways[gateway.uid] = NatMembership(
-            gateway, assignment.vnis[gateway.vpc], tuple(members), keep, owners[gateway.uid]
+            gateway, assignment.vnis[gateway.vpc], tuple(members), keep, owners[gateway.uid], tuple(contested)
         )
 
     peers: dict[int, list[tuple[int, Peering]]] = {}

@@ -76,10 +76,17 @@ def test_interface_reads_every_field() -> None:
         virtualIP="203.0.113.5",
         prefixes=["10.10.0.0/24"],
         hostname="web-1",
-        pxe={"server": "fd00::1", "bootFile": "ipxe.efi"},
+        pxe={"server": "fd00::1", "bootFilename": "ipxe.efi"},
         firewallRules=[
+            {
+                "name": "web",
+                "direction": "Ingress",
+                "protocol": "TCP",
+                "destinationPorts": {"from": 80, "to": 443},
+            },
             {"name": "ssh", "direction": "Ingress", "protocol": "TCP", "destinationPorts": {"from": 22}},
-            {"name": "first", "direction": "Egress", "priority": 10},
+            {"name": "first", "direction": "Egress", "priority": 10, "action": "Drop"},
+            {"name": "v6", "direction": "Ingress", "ipFamily": "IPv6", "sourcePrefix": "fd00::/64"},
         ],
     )
     nic = NetworkInterface.from_body(body)
@@ -90,10 +97,13 @@ def test_interface_reads_every_field() -> None:
     assert str(nic.virtual_ip) == "203.0.113.5"
     assert [str(p) for p in nic.prefixes] == ["10.10.0.0/24"]
     assert nic.pxe is not None and nic.pxe.server == "fd00::1"
-    # Rules are evaluated in (priority, list position) order.
-    assert [r.id for r in nic.firewall_rules] == ["first", "ssh"]
-    ssh = nic.firewall_rules[1]
+    # Rules are evaluated in (priority, name) order.
+    assert [r.id for r in nic.firewall_rules] == ["first", "ssh", "v6", "web"]
+    first, ssh, v6, web = nic.firewall_rules
+    assert first.action.value == "Drop"
     assert (ssh.destination_ports.first, ssh.destination_ports.last) == (22, 22)
+    assert (web.destination_ports.first, web.destination_ports.last) == (80, 443)
+    assert (str(v6.source), str(v6.destination)) == ("fd00::/64", "::/0")
 
 
 def test_interface_reports_every_problem_at_once() -> None:
@@ -103,15 +113,17 @@ def test_interface_reports_every_problem_at_once() -> None:
         virtualIP="fd00::1",
         prefixes=["10.0.0.0/24"],
         hostname="h" * 64,
-        pxe={"server": "fd00::1", "bootFile": "x" * 32},
+        pxe={"server": "fd00::1", "bootFilename": "x" * 32},
         firewallRules=[
             {
                 "name": "r",
                 "direction": "Sideways",
-                "action": "Drop",
+                "action": "Reject",
                 "protocol": "ICMP",
                 "destinationPorts": {"from": 80},
-            }
+                "sourcePrefix": "fd00::/64",
+            },
+            {"direction": "Ingress"},
         ],
     )
     problems = problems_of(NetworkInterface, body)
@@ -120,11 +132,13 @@ def test_interface_reports_every_problem_at_once() -> None:
     assert "virtual IPs are IPv4 only" in problems["spec.virtualIP"]
     assert "contains the interface's own address" in problems["spec.prefixes[0]"]
     assert "shorter than 64" in problems["spec.hostname"]
-    assert "at most 31" in problems["spec.pxe.bootFile"]
+    assert "at most 31" in problems["spec.pxe.bootFilename"]
     assert "must be IPv4" in problems["spec.pxe.server"]
-    assert "not Ingress or Egress" in problems["spec.firewallRules[0].direction"]
-    assert "allow-list" in problems["spec.firewallRules[0].action"]
+    assert "'Sideways' is not one of Ingress, Egress" in problems["spec.firewallRules[0].direction"]
+    assert "'Reject' is not one of Accept, Drop" in problems["spec.firewallRules[0].action"]
     assert "ports need protocol TCP or UDP" in problems["spec.firewallRules[0].protocol"]
+    assert "not an IPv4 prefix" in problems["spec.firewallRules[0].sourcePrefix"]
+    assert problems["spec.firewallRules[1].name"] == "required"
     # One readable sentence per problem, each naming its field.
     message = str(SpecError(list(problems.items())))
     assert message.count("spec.") == len(problems)
@@ -143,6 +157,11 @@ def test_interface_device_rules(device: dict, fragment: str) -> None:
     body = objects.nic("n")
     body["spec"]["device"] = device
     assert any(fragment in message for message in problems_of(NetworkInterface, body).values())
+
+
+def test_virtual_ip_needs_an_ipv4_address() -> None:
+    body = objects.nic("n", ips=["fd00::1"], virtualIP="203.0.113.1")
+    assert "needs an IPv4 address" in problems_of(NetworkInterface, body)["spec.virtualIP"]
 
 
 def test_interface_needs_an_address() -> None:

@@ -1,0 +1,1 @@
+"""Effects: talking to the nodes' agents (gRPC client, endpoint pool, apply, observe, node syncers)."""

@@ -1,0 +1,64 @@
+"""LoadBalancer handlers: instances on the selected nodes, targets kept in step with the interfaces.
+
+Target changes need no handler of their own: an interface that starts or stops matching the
+target selector changes the topology, and every sync of an affected node plans against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from kubevpc_operator import GROUP, VERSION, config
+from kubevpc_operator.agents.fabric import Fabric
+from kubevpc_operator.handlers.network_interfaces import raise_unless_removed
+from kubevpc_operator.handlers.support import Indexed, Trigger, index_entry, parse, settle, write_status
+from kubevpc_operator.models import LoadBalancer
+from kubevpc_operator.planning.report import load_balancer_status
+
+PLURAL = "loadbalancers"
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def kubevpc_load_balancers(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
+    return index_entry("LoadBalancer", body)
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
+@kopf.on.update(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
+@kopf.on.resume(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
+@kopf.timer(GROUP, VERSION, PLURAL, interval=config.active().status_interval, param=Trigger.TIMER)
+async def reconcile_load_balancer(
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: Any,
+    param: Trigger = Trigger.CHANGE,
+    retry: int = 0,
+    **_: Any,
+) -> None:
+    fabric: Fabric = memo.fabric
+    settings: config.Settings = memo.settings
+    lb: LoadBalancer | None = parse("LoadBalancer", body, patch, param, logger)
+    if lb is None:
+        return
+    topology = fabric.topology()
+    resolved = topology.load_balancers.get(lb.uid)
+    nodes = fabric.related_nodes(lb.uid, None, [resolved.vni] if resolved else [])
+    max_age = settings.status_interval if param is Trigger.TIMER else None
+    await fabric.sync(nodes, max_age=max_age)
+    fields, outcome = load_balancer_status(lb.uid, fabric.topology(), fabric.reports())
+    write_status(patch, body, fields, outcome)
+    settle(outcome, param, settings.retry_delay, retry)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def delete_load_balancer(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    fabric: Fabric = memo.fabric
+    settings: config.Settings = memo.settings
+    uid = str(body.get("metadata", {}).get("uid", ""))
+    vni = (body.get("status") or {}).get("vni")
+    reports = await fabric.sync(fabric.related_nodes(uid, None, [vni] if isinstance(vni, int) else []))
+    raise_unless_removed(uid, reports, settings.retry_delay)

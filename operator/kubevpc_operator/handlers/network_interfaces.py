@@ -1,0 +1,87 @@
+"""NetworkInterface handlers: program the interface on its node and routes to it everywhere else.
+
+Handlers stay thin: validate the object, ask the fabric to sync the nodes it touches (its own
+and every node that serves its VNI or a peered VNI; syncs coalesce per node), then write status
+from the nodes' reports. Deletion syncs the other nodes first (routes, neighbor NATs and load
+balancer targets that point at it go), then its own node (children first, the interface last).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from kubevpc_operator import GROUP, VERSION, config
+from kubevpc_operator.agents.fabric import Fabric
+from kubevpc_operator.agents.syncer import SyncReport
+from kubevpc_operator.handlers.support import Indexed, Trigger, index_entry, parse, settle, write_status
+from kubevpc_operator.models import NetworkInterface
+from kubevpc_operator.planning.report import interface_status, nat_of_interface
+
+PLURAL = "networkinterfaces"
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def kubevpc_interfaces(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
+    return index_entry("NetworkInterface", body)
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
+@kopf.on.update(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
+@kopf.on.resume(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
+@kopf.timer(GROUP, VERSION, PLURAL, interval=config.active().status_interval, param=Trigger.TIMER)
+async def reconcile_network_interface(
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: Any,
+    param: Trigger = Trigger.CHANGE,
+    retry: int = 0,
+    **_: Any,
+) -> None:
+    fabric: Fabric = memo.fabric
+    settings: config.Settings = memo.settings
+    nic: NetworkInterface | None = parse("NetworkInterface", body, patch, param, logger)
+    if nic is None:
+        return
+    topology = fabric.topology()
+    resolved = topology.interfaces.get(nic.uid)
+    nodes = fabric.related_nodes(nic.uid, nic.node_name, [resolved.vni] if resolved else [])
+    max_age = settings.status_interval if param is Trigger.TIMER else None
+    await fabric.sync(nodes, scope={nic.uid}, max_age=max_age)
+    topology = fabric.topology()
+    nat, exhausted = nat_of_interface(
+        topology, fabric.nat_allocations(topology), nic.meta.name, nic.meta.namespace
+    )
+    device = fabric.device_of(nic.node_name, nic.uid)
+    fields, outcome = interface_status(
+        nic, topology, fabric.reports(), nat=nat, nat_exhausted=exhausted, device_name=device
+    )
+    write_status(patch, body, fields, outcome)
+    settle(outcome, param, settings.retry_delay, retry)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def delete_network_interface(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    fabric: Fabric = memo.fabric
+    settings: config.Settings = memo.settings
+    uid = str(body.get("metadata", {}).get("uid", ""))
+    home = str(body.get("spec", {}).get("nodeName", ""))
+    vni = (body.get("status") or {}).get("vni")
+    nodes = fabric.related_nodes(uid, home, [vni] if isinstance(vni, int) else [])
+    reports = await fabric.sync(nodes - {home})
+    reports.update(await fabric.sync(nodes & {home}))
+    raise_unless_removed(uid, reports, settings.retry_delay)
+
+
+def raise_unless_removed(uid: str, reports: dict[str, SyncReport], retry_delay: float) -> None:
+    """TemporaryError while any node could not remove the object's state."""
+    problems = [
+        f"{node}: {report.error or report.failures[uid]}"
+        for node, report in sorted(reports.items())
+        if report.error or uid in report.failures
+    ]
+    if problems:
+        raise kopf.TemporaryError("Removing dataplane state: " + "; ".join(problems), delay=retry_delay)
