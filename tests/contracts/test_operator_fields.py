@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import yaml
-from testkit import operator_objects as objects
 
 from kubevpc_operator import conditions
 from kubevpc_operator.models import VPC, LoadBalancer, NATGateway, NetworkInterface
@@ -39,6 +38,7 @@ from kubevpc_operator.planning.report import (
 )
 from kubevpc_operator.planning.state import Export, ExportKind
 from kubevpc_operator.planning.topology import resolve_topology
+from testkit import operator_objects as objects
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
@@ -140,11 +140,10 @@ def test_model_reads_only_declared_fields(kind: str) -> None:
         model.read(reader)
         read |= reader.paths
     # A container read on the way to a declared field (spec.ips for spec.ips[]) counts as declared.
-    undeclared = {
-        p
-        for p in read
-        if not p.startswith("metadata.") and not any(d == p or d.startswith((p + ".", p + "[]")) for d in declared)
-    }
+    def is_declared(path: str) -> bool:
+        return any(d == path or d.startswith((path + ".", path + "[]")) for d in declared)
+
+    undeclared = {p for p in read if not p.startswith("metadata.") and not is_declared(p)}
     assert not undeclared, f"{kind}: read but not in FIELDS: {sorted(undeclared)}"
 
 

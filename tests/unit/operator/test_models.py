@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from testkit import operator_objects as objects
 
 from kubevpc_operator.models import (
     VPC,
@@ -18,6 +17,7 @@ from kubevpc_operator.models import (
 )
 from kubevpc_operator.models.common import BodyReader, Requirement
 from kubevpc_operator.models.nat_gateway import NatSlot
+from testkit import operator_objects as objects
 
 
 def problems_of(model: type, body: dict) -> dict[str, str]:

@@ -6,11 +6,11 @@ import ipaddress
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from testkit import operator_objects as objects
 
 from kubevpc_operator.models import NATGateway
 from kubevpc_operator.models.nat_gateway import NatSlot
 from kubevpc_operator.planning.nat import NatAllocation, allocate_nat_slots
+from testkit import operator_objects as objects
 
 NAMES = st.sets(st.sampled_from([f"nic-{i}" for i in range(80)]), max_size=80)
 SIZES = st.sampled_from([64, 1024, 2048, 16384, 32768])

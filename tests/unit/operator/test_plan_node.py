@@ -10,7 +10,6 @@ import dataclasses
 from typing import Any
 
 import pytest
-from testkit import operator_objects as objects
 
 from kubevpc_operator.models import VPC, LoadBalancer, NATGateway, NetworkInterface
 from kubevpc_operator.models.cluster import ClusterView, Node
@@ -20,6 +19,7 @@ from kubevpc_operator.planning.node import plan_node
 from kubevpc_operator.planning.ops import CreateInterface, DeleteInterface, DeleteRoute
 from kubevpc_operator.planning.state import Export, ExportKind, NodeState, Protected
 from kubevpc_operator.planning.topology import Topology, resolve_topology
+from testkit import operator_objects as objects
 
 NODES = (Node("node-a", {"zone": "1"}), Node("node-b", {"zone": "2"}), Node("node-c", {"zone": "2"}))
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from testkit import operator_objects as objects
 
 from kubevpc_operator.models import VPC
 from kubevpc_operator.planning.vpcs import active_peerings, allocate_vni, resolve_vnis
+from testkit import operator_objects as objects
 
 
 def test_allocation_is_stable_for_a_uid_and_avoids_taken_vnis() -> None:
