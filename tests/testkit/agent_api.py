@@ -228,6 +228,12 @@ class AgentProcess:
 
         wait_for(serving, timeout=timeout, what=f"agent serving on {self.address}")
 
+    def wait(self, timeout: float = 15.0) -> int:
+        """The exit code, once the process ended by itself."""
+        assert self.proc is not None
+        self.returncode = self.proc.wait(timeout)
+        return self.returncode
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
@@ -240,13 +246,23 @@ class AgentProcess:
         self.returncode = self.proc.returncode
         return self.returncode
 
+    def close(self) -> None:
+        """Stop (if still running) and remove the log file."""
+        if self.proc is not None:
+            self.stop()
+        if not self.log.closed:
+            self.log.close()
+            os.unlink(self.log.name)
+
     def __enter__(self) -> AgentProcess:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self.log.close()
-        os.unlink(self.log.name)
+        self.close()
 
 
 def dpservice_agent(topology: Topology, port: int | None = None) -> AgentProcess:
