@@ -382,11 +382,15 @@ def _vdev(spec: str, s: _Settings) -> None:
     ifname = params.get("iface", "")
     if not ifname:
         raise CommandLineError(f"--vdev {name}: iface= is required")
+    _add_port(s, name, ifname, params.get("mac", ""), driver)
+
+
+def _add_port(s: _Settings, device: str, ifname: str, mac: str, driver: str) -> None:
     _string(ifname, IF_NAMESIZE)
-    if any(device == name for device, _, _ in s.vdevs):
-        raise CommandLineError(f"--vdev {name} given twice")
-    s.vdevs.append((name, ifname, params.get("mac", "")))
-    s.port_drivers[name] = driver
+    if any(d == device for d, _, _ in s.vdevs):
+        raise CommandLineError(f"port {device} given twice")
+    s.vdevs.append((device, ifname, mac))
+    s.port_drivers[device] = driver
 
 
 def _parse_eal(args: Sequence[str], s: _Settings) -> None:
@@ -519,8 +523,7 @@ def _read_yaml(path: str, s: _Settings) -> None:
         if driver not in ("tap", "netdev"):
             raise CommandLineError(f"Config file '{path}': ports[{i}].driver must be tap or netdev")
         device = str(port.get("device", f"net_tap{i}" if driver == "tap" else f"net_af_packet{i}"))
-        _vdev(f"{device},iface={port['ifname']},mac={port.get('mac', '')}", s)
-        s.port_drivers[device] = driver
+        _add_port(s, device, str(port["ifname"]), str(port.get("mac", "")), driver)
         if "kind" in port:
             kind = str(port["kind"]).upper()
             if kind not in ("PF", "VF"):
