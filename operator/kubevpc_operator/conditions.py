@@ -120,16 +120,39 @@ def build_status(
 
 
 def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any]:
-    """The top-level status keys whose value changes; a key set to None in ``desired`` is removed."""
+    """A JSON merge patch (RFC 7386, what kopf sends) from ``current`` to ``desired``.
+
+    Only keys whose value changes appear; a key that is None in ``desired`` is removed. Nested
+    objects are patched key by key, so a key that disappeared from one (an underlay address no
+    longer known) is removed too, instead of surviving the merge; lists are replaced whole.
+    """
     current = current or {}
     patch: dict[str, Any] = {}
     for key, value in desired.items():
+        before = current.get(key)
         if value is None:
-            if current.get(key) is not None:
+            if before is not None:
                 patch[key] = None
-        elif _plain(current.get(key)) != _plain(value):
-            patch[key] = value
+        elif isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = status_patch(before, {**{k: None for k in before if k not in value}, **value})
+            if nested:
+                patch[key] = nested
+        elif _plain(before) != _plain(value):
+            patch[key] = _plain(value)
     return patch
+
+
+def merge(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``current`` after a JSON merge patch (RFC 7386): what the API server stores."""
+    result = dict(_plain(current or {}))
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping):
+            result[key] = merge(result.get(key) if isinstance(result.get(key), Mapping) else {}, value)
+        else:
+            result[key] = _plain(value)
+    return result
 
 
 def is_ready(status: Mapping[str, Any] | None) -> bool:

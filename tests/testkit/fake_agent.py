@@ -60,6 +60,7 @@ class FakeAgent:
         self.calls: list[tuple[str, object]] = []
         self.unavailable = False
         self.reject: dict[type[ops.Op], int] = {}  # force a status code for an op type
+        self.epoch = 0  # goes up on every restart, so underlay addresses change as dpservice's do
         self.restart(initialized=False)
 
     # ---- test controls ----------------------------------------------------------------------
@@ -67,6 +68,7 @@ class FakeAgent:
     def restart(self, *, initialized: bool = False) -> None:
         """A new process: new UUID, empty tables, not initialized (unless told otherwise)."""
         self.uuid = str(uuidlib.uuid4()).upper()
+        self.epoch += 1
         self.initialized = initialized
         self.interfaces: dict[str, _Interface] = {}
         self.lbs: dict[str, _LoadBalancer] = {}
@@ -87,7 +89,9 @@ class FakeAgent:
             raise AgentNotInitializedError(self.node)
 
     def _underlay(self) -> str:
-        return str(ipaddress.IPv6Address(f"fc00:{self.number:x}::d000:0:0:{next(self._counter):x}"))
+        return str(
+            ipaddress.IPv6Address(f"fc00:{self.number:x}::d000:{self.epoch:x}:0:{next(self._counter):x}")
+        )
 
     def _vnis_in_use(self) -> set[int]:
         return {i.vni for i in self.interfaces.values()} | {lb.vni for lb in self.lbs.values()}

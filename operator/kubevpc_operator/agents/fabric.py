@@ -208,6 +208,11 @@ class Fabric:
         nodes |= topology.nodes_serving(wanted)
         return nodes & set(self.pool.nodes())
 
+    async def wait_idle(self) -> None:
+        """Until no node sync is running or queued, follow-up syncs of the fan-out included."""
+        while busy := [syncer for syncer in self._syncers.values() if syncer.busy]:
+            await asyncio.gather(*(syncer.wait_idle() for syncer in busy))
+
     async def close(self) -> None:
         for syncer in self._syncers.values():
             await syncer.stop()

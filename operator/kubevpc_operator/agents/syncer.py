@@ -155,6 +155,15 @@ class NodeSyncer:
                 continue
             future.set_result(report)
 
+    @property
+    def busy(self) -> bool:
+        """A sync is running or queued."""
+        return self._next is not None or (self._worker is not None and not self._worker.done())
+
+    async def wait_idle(self) -> None:
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
     async def stop(self) -> None:
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()

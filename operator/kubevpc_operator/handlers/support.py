@@ -180,10 +180,8 @@ def parse(
         return _PARSERS[kind](body)
     except SpecError as problem:
         message = f"Invalid spec: {problem}"
-        if (
-            write_status(patch, body, {"state": "Invalid"}, conditions.invalid(message))
-            and logger is not None
-        ):
+        fields = {"state": "Failed"} if kind == "NetworkInterface" else {}  # only NICs have status.state
+        if write_status(patch, body, fields, conditions.invalid(message)) and logger is not None:
             logger.warning("Rejected %s: %s", kind, message)
         if trigger is Trigger.CHANGE:
             raise kopf.PermanentError(message) from None

@@ -269,8 +269,10 @@ def vpc_status(vpc: VPC, topology: Topology, vni: int | None) -> tuple[Fields, O
     peerings = []
     for peering in vpc.peerings:
         peer_vni = topology.vnis.get(peering.vpc)
-        if peer_vni is None:
+        if peering.vpc not in topology.vpcs:
             state = "PeerNotFound"
+        elif peer_vni is None:
+            state = "WaitingForPeer"
         elif peer_vni in active:
             state = "Active"
         else:

@@ -104,6 +104,7 @@ class Topology:
     problems: Mapping[str, Problem] = field(default_factory=dict)  # uid -> why it is not programmed
     nodes: frozenset[str] = frozenset()
     owners: Mapping[str, Owner] = field(default_factory=dict)  # every known object, by uid
+    vpcs: frozenset[ObjectKey] = frozenset()  # every VPC that exists, with a VNI or not
 
     def serving(self, node: str) -> frozenset[int]:
         """VNIs in use on ``node``: an interface or a load balancer instance lives there."""
@@ -276,6 +277,7 @@ def resolve_topology(view: ClusterView) -> Topology:
         problems=problems,
         nodes=nodes,
         owners=owners,
+        vpcs=frozenset(vpc_uids) | frozen_vpcs,
     )
 
 
