@@ -1,7 +1,9 @@
 """ipip_encap: put routed overlay packets into an IPv6 underlay header (RFC 2473; DPSERVICE.md §3.3).
 
 In:  IPv4/IPv6 packets whose ``tx_port`` is an uplink and ``nh_*`` the underlay next hop.
-Out: ``tx``, each frame now ``Ether / IPv6 / inner IP``:
+Out: ``tx``, each frame now ``Ether / IPv6 / inner IP``, or ``cls`` for a load balancer's
+     recirculation (``nat`` = ``NatType.LB_RECIRC``: the target is an LB prefix of a local
+     interface, so the packet enters the graph again as if it came back from the underlay):
 
 * Ether dst = the uplink's router MAC (learned; zeros until known), src = the uplink's own MAC,
   type 0x86DD;
@@ -11,8 +13,8 @@ Out: ``tx``, each frame now ``Ether / IPv6 / inner IP``:
   underlay: the interface's on a VF, the host ``--ipv6`` on an uplink; destination = ``nh_*``.
 
 The inner Ethernet header is replaced, not kept: the frame start moves back 40 bytes into the
-headroom (Ether 14 + IPv6 40 - inner Ether 14), so no packet bytes are copied. dpservice's LB
-recirculation edge back to ``cls`` comes with the load balancer.
+headroom (Ether 14 + IPv6 40 - inner Ether 14), so no packet bytes are copied. The LB
+recirculation edge back to ``cls`` clears the mark, so a packet recirculates at most once.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from kubevpc_agent.graph.batch import L3, Batch
 from kubevpc_agent.graph.node import Node
 from kubevpc_agent.protocols import ipv6
 from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
+from kubevpc_agent.tables.conntrack import NatType
 from kubevpc_agent.tables.port_table import PortTable
+from kubevpc_agent.tables.reasons import add_reasons, first_reason
 from kubevpc_agent.tables.vm_mac import PortMacs
 
 OUTER_LEN = ETHER_LEN + ipv6.IPV6_LEN  # 54 bytes written in front of the inner IP packet
 GROWTH = ipv6.IPV6_LEN  # the frame grows by 40: the inner Ethernet header is reused for the outer
+L3_IPV4, L3_IPV6 = int(L3.IPV4), int(L3.IPV6)
+NAT_LB_RECIRC = int(NatType.LB_RECIRC)
 
 # bytes 12..21 of the outer header: ether type, version/class/flow, (payload length), next header, hop limit
 _FIXED = np.frombuffer(
@@ -42,6 +48,7 @@ _FIXED = np.frombuffer(
 class Next(IntEnum):
     DROP = 0
     TX = 1
+    CLS = 2
 
 
 class Counter(IntEnum):
@@ -49,6 +56,7 @@ class Counter(IntEnum):
     NO_HEADROOM = 1
     NOT_IP = 2
     NOT_AN_UPLINK = 3
+    RECIRCULATED = 4
 
 
 COUNTER_HELP: Mapping[IntEnum, str] = {
@@ -56,6 +64,7 @@ COUNTER_HELP: Mapping[IntEnum, str] = {
     Counter.NO_HEADROOM: "Frames without 40 bytes of headroom (dropped)",
     Counter.NOT_IP: "Frames that are not IPv4/IPv6 (dropped)",
     Counter.NOT_AN_UPLINK: "Packets whose tx port is not an uplink (dropped)",
+    Counter.RECIRCULATED: "Encapsulated packets handed back to cls (load balancer to a local target)",
 }
 
 
@@ -69,7 +78,7 @@ class IpipEncap(Node):
     """IP-in-IPv6 encapsulation; see the module docstring."""
 
     name = "ipip_encap"
-    NEXT_NODES = {Next.TX: "tx"}
+    NEXT_NODES = {Next.TX: "tx", Next.CLS: "cls"}
     COUNTER_HELP = COUNTER_HELP
 
     def __init__(self, ports: PortTable, macs: PortMacs) -> None:
@@ -83,38 +92,54 @@ class IpipEncap(Node):
         n = len(batch)
         tx_idx, tx_ok = ports.index(batch.tx_port)
         rx_idx, _ = ports.index(batch.rx_port)
-        v4 = batch.l3 == L3.IPV4
-        reason = np.select(
-            [batch.off < GROWTH, ~(v4 | (batch.l3 == L3.IPV6)), ~(tx_ok & ports.is_pf[tx_idx])],
-            [Counter.NO_HEADROOM, Counter.NOT_IP, Counter.NOT_AN_UPLINK],
-            Counter.ENCAPSULATED,
-        )
-        ok = reason == Counter.ENCAPSULATED
-        self.counters += np.bincount(reason, minlength=len(Counter)).astype(np.uint64)
+        l3 = batch.l3
+        v4 = l3 == L3_IPV4
+        ok = (batch.off >= GROWTH) & tx_ok & ports.is_pf[tx_idx] & (v4 | (l3 == L3_IPV6))
+        all_ok = bool(ok.all())
+        if all_ok:
+            self.counters[Counter.ENCAPSULATED] += np.uint64(n)
+        else:
+            reason = first_reason(
+                [
+                    (batch.off < GROWTH, Counter.NO_HEADROOM + 1),
+                    (~(v4 | (l3 == L3_IPV6)), Counter.NOT_IP + 1),
+                    (~(tx_ok & ports.is_pf[tx_idx]), Counter.NOT_AN_UPLINK + 1),
+                ]
+            )
+            self.counters[Counter.ENCAPSULATED] += np.uint64(np.count_nonzero(ok))
+            add_reasons(self.counters, reason)
 
         # source: set by a network function, else the rx port's underlay
+        src_hi, src_lo = ports.ul_hi[rx_idx], ports.ul_lo[rx_idx]
         custom = (batch.ul_src_hi | batch.ul_src_lo) != 0
-        src_hi = np.where(custom, batch.ul_src_hi, ports.ul_hi[rx_idx])
-        src_lo = np.where(custom, batch.ul_src_lo, ports.ul_lo[rx_idx])
-        payload = (batch.length - ETHER_LEN).astype(np.uint16)  # cls trimmed frames to the IP packet
+        if custom.any():
+            src_hi = np.where(custom, batch.ul_src_hi, src_hi)
+            src_lo = np.where(custom, batch.ul_src_lo, src_lo)
+        payload = (batch.length - ETHER_LEN).astype(">u2")  # cls trimmed frames to the IP packet
 
         header = np.empty((n, OUTER_LEN), dtype=np.uint8)
-        header[:, 0:6] = macs.peer[tx_idx]
-        header[:, 6:12] = macs.own[tx_idx]
-        header[:, 12:18] = _FIXED
-        header[:, 18] = payload >> np.uint16(8)
-        header[:, 19] = payload & np.uint16(0xFF)
+        header[:, 0:18] = np.concatenate(
+            [macs.peer, macs.own, np.broadcast_to(_FIXED, (len(macs.own), 6))], 1
+        )[tx_idx]
+        header[:, 18:20] = payload.view(np.uint8).reshape(n, 2)
         header[:, 20] = np.where(v4, ipv6.NH_IPIP, ipv6.NH_IPV6)
         header[:, 21] = ipv6.DEFAULT_HOP_LIMIT
         header[:, 22:38] = _be_bytes(src_hi, src_lo)
         header[:, 38:54] = _be_bytes(batch.nh_hi, batch.nh_lo)
-        if ok.all():
+        if all_ok:
             batch.write(-GROWTH, header)
             batch.off -= GROWTH
             batch.length += GROWTH
-            return Next.TX
-        # some rows are dropped (e.g. no headroom): write through a view of the others only
-        batch.select(ok).write(-GROWTH, header[ok])
-        batch.off = np.where(ok, batch.off - GROWTH, batch.off).astype(np.int32)
-        batch.length = np.where(ok, batch.length + GROWTH, batch.length).astype(np.int32)
-        return np.where(ok, Next.TX, Next.DROP).astype(np.intp)
+        else:
+            # some rows are dropped (e.g. no headroom): write through a view of the others only
+            batch.select(ok).write(-GROWTH, header[ok])
+            batch.off = np.where(ok, batch.off - GROWTH, batch.off).astype(np.int32)
+            batch.length = np.where(ok, batch.length + GROWTH, batch.length).astype(np.int32)
+
+        # load-balancer recirculation: back to cls once, the mark cleared
+        recirc = ok & (batch.nat == NAT_LB_RECIRC)
+        if recirc.any():
+            batch.nat = np.where(recirc, 0, batch.nat).astype(np.uint8)
+            self.counters[Counter.RECIRCULATED] += np.uint64(np.count_nonzero(recirc))
+            return np.where(ok, np.where(recirc, Next.CLS, Next.TX), Next.DROP).astype(np.intp)
+        return Next.TX if all_ok else np.where(ok, Next.TX, Next.DROP).astype(np.intp)

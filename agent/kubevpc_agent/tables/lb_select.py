@@ -135,6 +135,16 @@ class LbTable:
         result: BOOL = (lb >= 0) & (self.n_targets[np.maximum(lb, 0)] > 0)
         return result
 
+    def underlay_of(self, lb: I32) -> tuple[U64, U64]:
+        """Each LB's own underlay address (zeros for ``NO_LB``)."""
+        if self.size == 0:
+            return np.zeros(len(lb), dtype=np.uint64), np.zeros(len(lb), dtype=np.uint64)
+        row = np.maximum(lb, 0)
+        known = lb >= 0
+        return np.where(known, self.underlay_hi[row], 0).astype(np.uint64), np.where(
+            known, self.underlay_lo[row], 0
+        ).astype(np.uint64)
+
     def select(self, lb: I32, flow_hash: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.int16], U64, U64]:
         """Target index and address halves for each (LB, hash); rows without targets get garbage."""
         row = np.maximum(lb, 0)
