@@ -88,15 +88,17 @@ class AgentProcess:
     def wait_ready(self, timeout: float = 30.0) -> LabClient:
         """Wait until the agent answers gRPC; returns a client bound to it."""
 
-        def up() -> bool:
+        def exited() -> None:
             if self.proc.poll() is not None:
+                self._reader.join(2)
                 raise LabError(f"agent exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return self.socket_path.exists()
 
         try:
-            wait_for(up, timeout=timeout, what="the agent's gRPC socket")
+            wait_for(lambda: self.proc.poll() is not None or self.socket_path.exists(), timeout=timeout)
+            exited()
             client = LabClient(f"unix:{self.socket_path}")
-            wait_for(client.ready, timeout=timeout, what="the agent's gRPC service")
+            wait_for(lambda: self.proc.poll() is not None or client.ready(), timeout=timeout)
+            exited()
         except TimeoutError as exc:
             raise LabError(f"agent did not come up:\n{self.log_tail()}") from exc
         return client

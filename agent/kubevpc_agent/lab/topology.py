@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
@@ -292,8 +293,7 @@ class Lab:
     def __init__(self, pool: NetnsPool | None = None) -> None:
         self.pool = pool or NetnsPool()
         self._own_pool = pool is None
-        self._tmp = tempfile.TemporaryDirectory(prefix="kvpc-lab-")
-        self.workdir = Path(self._tmp.name)
+        self.workdir = Path(tempfile.mkdtemp(prefix="kvpc-lab-"))  # scripts, leases, agent sockets
         self.udhcpc_script = _write_script(self.workdir, "udhcpc.sh", UDHCPC_SCRIPT)
         self.dhclient_script = _write_script(self.workdir, "dhclient6.sh", DHCLIENT6_SCRIPT)
         self.router = self.pool.netns("router")
@@ -317,4 +317,4 @@ class Lab:
                 node.stop()
         if self._own_pool:
             self.pool.close()
-        self._tmp.cleanup()
+        shutil.rmtree(self.workdir, ignore_errors=True)
