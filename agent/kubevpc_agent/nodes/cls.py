@@ -32,6 +32,7 @@ from kubevpc_agent.protocols import icmp, icmpv6, ipv4, ipv6, tcp, udp
 from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
 from kubevpc_agent.protocols.fields import u16, u32, u64
 from kubevpc_agent.tables.port_table import PortTable
+from kubevpc_agent.tables.reasons import add_reasons, first_reason
 
 TUNNEL_L3 = ETHER_LEN + ipv6.IPV6_LEN  # 54: inner header of an IP-in-IPv6 frame
 L3_READ = ipv6.IPV6_LEN + 8  # an IP header plus the first 8 transport bytes (ports, ICMP id)
@@ -213,7 +214,7 @@ class Cls(Node):
             )
             edges[reason > 0] = Next.DROP
             batch.l3 = np.where(reason > 0, L3_NONE, batch.l3).astype(np.uint8)
-            self.counters += np.bincount(reason, minlength=len(Counter) + 1)[1:].astype(np.uint64)
+            add_reasons(self.counters, reason)
         batch.l3 = np.where(is_arp & (edges == Next.ARP), L3_ARP, batch.l3).astype(np.uint8)
         return edges
 
@@ -247,7 +248,7 @@ class Cls(Node):
         proto = np.where(inner_v4, inner[:, ipv4.OFF_PROTO], inner[:, ipv6.OFF_NEXT_HEADER])
         in4_reason, _ = _check_ipv4(inner, avail, proto)
         in6_reason, _ = _check_ipv6(inner, avail, proto)
-        return _first(
+        return first_reason(
             [
                 (length < ETHER_LEN, Counter.RUNT + 1),
                 (~port_known, Counter.UNKNOWN_PORT + 1),
@@ -346,25 +347,13 @@ def _arp_shaped(hdr: npt.NDArray[np.uint8], candidates: BoolArray) -> BoolArray:
     return candidates & shaped
 
 
-def _first(cases: list[tuple[BoolArray, int | IntArray]]) -> IntArray:
-    """Per row, the value of the first case whose condition holds (0 if none): ordered drop reasons."""
-    result = np.zeros(len(cases[0][0]), dtype=np.int64)
-    undecided = np.ones(len(result), dtype=bool)
-    for condition, value in cases:
-        hit = undecided & condition
-        if hit.any():
-            result[hit] = value[hit] if isinstance(value, np.ndarray) else value
-            undecided &= ~hit
-    return result
-
-
 def _check_ipv4(
     h: npt.NDArray[np.uint8], avail: IntArray, proto: npt.NDArray[np.uint8]
 ) -> tuple[IntArray, IntArray]:
     """Drop reason (counter + 1, 0 = fine) and the header-declared packet end for IPv4 at column 0."""
     ihl = (h[:, 0] & 0x0F).astype(np.int64)
     total = u16(h, ipv4.OFF_TOTAL_LENGTH).astype(np.int64)
-    reason = _first(
+    reason = first_reason(
         [
             (avail < ipv4.IPV4_LEN, Counter.TRUNCATED_IPV4 + 1),
             (((h[:, 0] >> 4) != ipv4.VERSION) | (ihl < 5), Counter.BAD_IPV4_HEADER + 1),
@@ -389,4 +378,4 @@ def _check_ipv6(
     ]
     if proto is not None:
         cases.append((payload < L4_MIN[proto], Counter.TRUNCATED_L4 + 1))
-    return _first(cases), ipv6.IPV6_LEN + payload
+    return first_reason(cases), ipv6.IPV6_LEN + payload

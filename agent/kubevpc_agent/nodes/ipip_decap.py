@@ -21,16 +21,19 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from kubevpc_agent.graph.batch import L3, Batch, be64
+from kubevpc_agent.graph.batch import L3, Batch
 from kubevpc_agent.graph.node import Node
 from kubevpc_agent.protocols import ipv6
 from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
+from kubevpc_agent.protocols.fields import u64
 from kubevpc_agent.tables.port_table import PortTable
+from kubevpc_agent.tables.reasons import add_reasons, first_reason
 from kubevpc_agent.tables.vm_mac import PortMacs
 from kubevpc_agent.tables.vnf_map import VnfMap
 
 OUTER_SRC = ETHER_LEN + ipv6.OFF_SRC  # 22, followed by the destination at 38
 SHRINK = ipv6.IPV6_LEN  # 40 bytes fewer: outer Ether + IPv6 out, new Ether in
+L3_IPV4 = int(L3.IPV4)
 _V4_TYPE = np.frombuffer(EtherType.IPV4.to_bytes(2, "big"), dtype=np.uint8)
 _V6_TYPE = np.frombuffer(EtherType.IPV6.to_bytes(2, "big"), dtype=np.uint8)
 
@@ -71,26 +74,32 @@ class IpipDecap(Node):
         vnf.refresh()
         ports.refresh()
         outer = batch.read(OUTER_SRC, 32)  # source, then destination
-        entry = vnf.lookup(be64(outer, 16), be64(outer, 24))
-        found = entry >= 0
-        e = np.where(found, entry, vnf.size)  # the pad entry: port -1
-        port_idx, port_ok = ports.index(vnf.port[e])
-        reason = np.select(
-            [~found, ~port_ok], [Counter.NO_UNDERLAY_MATCH, Counter.BAD_PORT], Counter.DECAPSULATED
-        )
-        ok = reason == Counter.DECAPSULATED
-        self.counters += np.bincount(reason, minlength=len(Counter)).astype(np.uint64)
+        entry = vnf.lookup(u64(outer, 16), u64(outer, 24))  # MISS (-1) reads the pad entry
+        port = vnf.port[entry]
+        port_idx, port_ok = ports.index(port)
+        ok = (entry >= 0) & port_ok
+        all_ok = bool(ok.all())
+        if all_ok:
+            self.counters[Counter.DECAPSULATED] += np.uint64(len(batch))
+            batch.vni = vnf.vni[entry]
+            batch.vnf_type = vnf.vnf_type[entry]
+            batch.tx_port = port
+        else:
+            reason = first_reason(
+                [(entry < 0, Counter.NO_UNDERLAY_MATCH + 1), (~port_ok, Counter.BAD_PORT + 1)]
+            )
+            self.counters[Counter.DECAPSULATED] += np.uint64(np.count_nonzero(ok))
+            add_reasons(self.counters, reason)
+            batch.vni = np.where(ok, vnf.vni[entry], batch.vni).astype(np.uint32)
+            batch.vnf_type = np.where(ok, vnf.vnf_type[entry], batch.vnf_type).astype(np.uint8)
+            batch.tx_port = np.where(ok, port, batch.tx_port).astype(np.int16)
+        batch.nh_hi = u64(outer, 0)
+        batch.nh_lo = u64(outer, 8)
 
-        batch.vni = np.where(ok, vnf.vni[e], batch.vni).astype(np.uint32)
-        batch.vnf_type = np.where(ok, vnf.vnf_type[e], batch.vnf_type).astype(np.uint8)
-        batch.tx_port = np.where(ok, vnf.port[e], batch.tx_port).astype(np.int16)
-        batch.nh_hi = be64(outer, 0)
-        batch.nh_lo = be64(outer, 8)
         ether = np.empty((len(batch), ETHER_LEN), dtype=np.uint8)
-        ether[:, 0:6] = macs.peer[port_idx]
-        ether[:, 6:12] = macs.own[port_idx]
-        ether[:, 12:14] = np.where((batch.l3 == L3.IPV4)[:, None], _V4_TYPE, _V6_TYPE)
-        if ok.all():
+        ether[:, 0:12] = np.concatenate([macs.peer, macs.own], axis=1)[port_idx]
+        ether[:, 12:14] = np.where((batch.l3 == L3_IPV4)[:, None], _V4_TYPE, _V6_TYPE)
+        if all_ok:
             batch.write(SHRINK, ether)
             batch.off += SHRINK
             batch.length -= SHRINK

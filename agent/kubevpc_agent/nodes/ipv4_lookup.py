@@ -5,14 +5,14 @@ In:  IPv4 packets with ``vni`` set (the interface's VNI for VM traffic, the unde
 Out: ``tx`` when the route leads to a VM port: the Ethernet header is rewritten (dst = the VM's
      learned MAC, src = the port's own MAC), ``tx_port`` set; ``ipip_encap`` when it leads to an
      underlay next hop: ``nh_*`` = the route's next hop, ``tx_port`` = the uplink, pf0 or, with
-     ``--wcmp``, pf0/pf1 by flow hash (§4.14); drop on a miss and for uplink-to-uplink routing.
-     dpservice sends both on through ``snat`` and ``firewall``; those slot in front of tx/encap.
+     ``--wcmp``, pf0/pf1 by dpservice's flow hash (§4.14); drop on a miss and for
+     uplink-to-uplink routing. dpservice sends both on through ``snat`` and ``firewall``; those
+     slot in front of tx/encap with the network-functions issue.
 TTL is not decremented (dpservice does not either).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import IntEnum
 
 import numpy as np
@@ -22,10 +22,13 @@ from kubevpc_agent.graph.batch import Batch
 from kubevpc_agent.graph.node import Node
 from kubevpc_agent.tables.flow_key import flow_hash
 from kubevpc_agent.tables.lpm import Lpm4
-from kubevpc_agent.tables.model import NextHopKind
 from kubevpc_agent.tables.multipath import Multipath
 from kubevpc_agent.tables.port_table import PortTable
+from kubevpc_agent.tables.routing import ROUTE_COUNTER_HELP, Resolved, RouteCounter, resolve_routes
 from kubevpc_agent.tables.vm_mac import PortMacs
+
+Counter = RouteCounter  # to_vm, to_underlay, no_route, uplink_to_uplink, bad_next_hop
+COUNTER_HELP = ROUTE_COUNTER_HELP
 
 
 class Next(IntEnum):
@@ -34,21 +37,17 @@ class Next(IntEnum):
     IPIP_ENCAP = 2
 
 
-class Counter(IntEnum):
-    TO_VM = 0
-    TO_UNDERLAY = 1
-    NO_ROUTE = 2
-    UPLINK_TO_UPLINK = 3
-    BAD_NEXT_HOP = 4
-
-
-COUNTER_HELP: Mapping[IntEnum, str] = {
-    Counter.TO_VM: "Packets routed to a VM port",
-    Counter.TO_UNDERLAY: "Packets routed to an underlay next hop",
-    Counter.NO_ROUTE: "Packets without a route in their VNI (dropped)",
-    Counter.UPLINK_TO_UPLINK: "Uplink packets routed back to the underlay (dropped)",
-    Counter.BAD_NEXT_HOP: "Routes to a port the agent does not have (dropped)",
-}
+def edges_of(resolved: Resolved) -> npt.NDArray[np.intp] | int:
+    """One edge for the batch when all packets go the same way, else one per packet."""
+    if resolved.dropped is None:
+        if not resolved.to_underlay.any():
+            return Next.TX
+        if resolved.to_underlay.all():
+            return Next.IPIP_ENCAP
+    edges = np.where(resolved.to_underlay, Next.IPIP_ENCAP, Next.TX).astype(np.intp)
+    if resolved.dropped is not None:
+        edges[resolved.dropped] = Next.DROP
+    return edges
 
 
 class Ipv4Lookup(Node):
@@ -65,56 +64,13 @@ class Ipv4Lookup(Node):
         self.macs = macs
         self.multipath = multipath  # None: no uplink configured
 
-    def process(self, batch: Batch) -> npt.NDArray[np.intp]:
+    def process(self, batch: Batch) -> npt.NDArray[np.intp] | int:
         self.lpm.refresh()
         self.ports.refresh()
         route = self.lpm.lookup(batch.vni, batch.dst_lo)
-        hit = route >= 0
-        if not hit.any():
-            self.count(Counter.NO_ROUTE, len(batch))
-            return np.zeros(len(batch), dtype=np.intp)
-        targets = self.lpm.targets
-        r = np.where(hit, route, 0)
-        to_underlay = hit & (targets.kind[r] == NextHopKind.UNDERLAY)
-        out = targets.port[r]
-        if to_underlay.any():
-            if self.multipath is None:
-                out = np.where(to_underlay, -1, out).astype(np.int16)
-            elif self.multipath.enabled:
-                out = np.where(to_underlay, self.multipath.select(flow_hash(batch)), out).astype(np.int16)
-            else:
-                out = np.where(to_underlay, self.multipath.pf0, out).astype(np.int16)
-        return self._resolve(batch, r, hit, to_underlay, out)
-
-    def _resolve(
-        self,
-        batch: Batch,
-        route: npt.NDArray[np.int32],
-        hit: npt.NDArray[np.bool_],
-        to_underlay: npt.NDArray[np.bool_],
-        out: npt.NDArray[np.int16],
-    ) -> npt.NDArray[np.intp]:
-        """Write next hops and Ethernet headers, count, and return the edges."""
-        ports, macs = self.ports, self.macs
-        out_idx, out_ok = ports.index(out)
-        rx_idx, _ = ports.index(batch.rx_port)
-        reason = np.select(
-            [~hit, ~out_ok, to_underlay & ports.is_pf[rx_idx]],
-            [Counter.NO_ROUTE + 1, Counter.BAD_NEXT_HOP + 1, Counter.UPLINK_TO_UPLINK + 1],
-            0,
-        )
-        ok = reason == 0
-        # Ethernet towards the VM; rows going to the underlay get a new outer header in ipip_encap
-        # and dropped rows are freed, so writing every row is harmless and saves a gather
-        batch.write(0, np.concatenate([macs.peer[out_idx], macs.own[out_idx]], axis=1))
-        batch.tx_port = np.where(ok, out, batch.tx_port).astype(np.int16)
-        targets = self.lpm.targets
-        batch.nh_hi = np.where(to_underlay, targets.nh_hi[route], batch.nh_hi)
-        batch.nh_lo = np.where(to_underlay, targets.nh_lo[route], batch.nh_lo)
-        edges = np.where(ok, np.where(to_underlay, Next.IPIP_ENCAP, Next.TX), Next.DROP).astype(np.intp)
-        counts = np.bincount(reason, minlength=len(Counter) + 1)
-        n_under = int(np.count_nonzero(ok & to_underlay))
-        counts[Counter.TO_VM + 1] = int(counts[0]) - n_under
-        counts[Counter.TO_UNDERLAY + 1] = n_under
-        self.counters += counts[1:].astype(np.uint64)
-        return edges
+        uplink: npt.NDArray[np.int16] | int = -1
+        if self.multipath is not None:
+            uplink = self.multipath.select(flow_hash(batch)) if self.multipath.enabled else self.multipath.pf0
+        resolved = resolve_routes(batch, route, self.lpm.targets, self.ports, self.macs, uplink=uplink)
+        self.counters += resolved.counts
+        return edges_of(resolved)

@@ -46,7 +46,11 @@ LO64 = (1 << 64) - 1
 
 @dataclass(frozen=True)
 class RouteTargets:
-    """What a route leads to, one row per compiled route (index = lookup result)."""
+    """What a route leads to, one row per compiled route (index = lookup result).
+
+    The arrays a lookup table exposes end with a pad row (kind ``NO_KIND``), so indexing them with
+    a lookup result directly, MISS (-1) included, needs no masking.
+    """
 
     kind: npt.NDArray[np.uint8]  # NextHopKind
     port: npt.NDArray[np.int16]  # VF port (PORT), -1 for UNDERLAY
@@ -67,13 +71,19 @@ class RouteTargets:
         )
 
     @staticmethod
-    def concat(parts: Sequence[RouteTargets]) -> RouteTargets:
-        if not parts:
-            return RouteTargets.build([])
-        return RouteTargets(*(np.concatenate([getattr(p, f) for p in parts]) for f in _TARGET_FIELDS))
+    def joined(parts: Sequence[RouteTargets]) -> RouteTargets:
+        """All VNIs' targets in order, plus a final pad row that a MISS (-1) index reads."""
+        return RouteTargets(*(np.concatenate([*(getattr(p, f) for p in parts), pad]) for f, pad in _PAD))
 
 
-_TARGET_FIELDS = ("kind", "port", "nh_hi", "nh_lo", "length")
+NO_KIND = 0xFF  # kind of the pad row: neither PORT nor UNDERLAY
+_PAD = (
+    ("kind", np.full(1, NO_KIND, dtype=np.uint8)),
+    ("port", np.full(1, -1, dtype=np.int16)),
+    ("nh_hi", np.zeros(1, dtype=np.uint64)),
+    ("nh_lo", np.zeros(1, dtype=np.uint64)),
+    ("length", np.zeros(1, dtype=np.uint8)),
+)
 
 
 def sorted_unique(values: U64) -> U64:
@@ -148,7 +158,7 @@ class Lpm4:
         self.keys = np.zeros(1, dtype=np.uint64)
         self.key_vni = np.full(1, NO_VNI, dtype=np.uint32)  # the VNI each interval belongs to
         self.owner = np.full(1, MISS, dtype=np.int32)  # global route index or MISS
-        self.targets = RouteTargets.build([])
+        self.targets = RouteTargets.joined([])
         self.refresh()
 
     def refresh(self) -> bool:
@@ -187,7 +197,7 @@ class Lpm4:
         self.keys = np.concatenate(keys)
         self.key_vni = np.concatenate(key_vni)
         self.owner = np.concatenate(owners)
-        self.targets = RouteTargets.concat(targets)
+        self.targets = RouteTargets.joined(targets)
 
     def lookup(self, vni: npt.NDArray[np.uint32], addr: U64) -> I32:
         """Route index (into :attr:`targets`) for each (VNI, IPv4 address in the low 32 bits), or MISS."""
@@ -269,7 +279,7 @@ class Lpm6:
         self.keys = np.zeros(1, dtype=np.uint64)  # index 0: sentinel, as in Lpm4
         self.key_d = np.full(1, NO_VNI, dtype=np.uint32)
         self.owner = np.full(1, MISS, dtype=np.int32)
-        self.targets = RouteTargets.build([])
+        self.targets = RouteTargets.joined([])
         self.refresh()
 
     def refresh(self) -> bool:
@@ -316,7 +326,7 @@ class Lpm6:
         self.keys = np.concatenate(keys)
         self.key_d = np.concatenate(key_d)
         self.owner = np.concatenate(owners)
-        self.targets = RouteTargets.concat([p.targets for p in parts])
+        self.targets = RouteTargets.joined([p.targets for p in parts])
 
     def _key(self, d: U64, hi: U64, lo: U64) -> U64:
         key: U64 = (d << np.uint64(2 * RANK_BITS)) | (_rank(self.his, hi) << np.uint64(RANK_BITS))

@@ -55,13 +55,16 @@ class VnfMap:
         return True
 
     def lookup(self, hi: U64, lo: U64) -> npt.NDArray[np.int32]:
-        """Entry index for each (hi, lo) address, or MISS."""
-        first = np.searchsorted(self.lo, lo)
-        result = np.full(len(lo), MISS, dtype=np.int32)
-        for k in range(self.run):  # bounded by the table's shape, not by the batch
+        """Entry index for each (hi, lo) address, or MISS (which indexes the pad entry)."""
+        first = np.searchsorted(self.lo, lo)  # never past the pad entry
+        found = first
+        match = (self.lo[first] == lo) & (self.hi[first] == hi) & (first < self.size)
+        for k in range(1, self.run):  # entries sharing a low half; bounded by the table, not the batch
             idx = np.minimum(first + k, self.size)
-            match = (self.lo[idx] == lo) & (self.hi[idx] == hi) & (idx < self.size) & (result == MISS)
-            result = np.where(match, idx, result).astype(np.int32)
+            match_k = ~match & (self.lo[idx] == lo) & (self.hi[idx] == hi) & (idx < self.size)
+            found = np.where(match_k, idx, found)
+            match |= match_k
+        result: npt.NDArray[np.int32] = np.where(match, found, MISS).astype(np.int32)
         return result
 
 
