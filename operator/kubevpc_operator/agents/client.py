@@ -436,7 +436,7 @@ class GrpcAgentClient:
 
     async def execute(self, op: ops.Op) -> str:
         method, request = request_for(op)
-        response = await self._call(method, request, op.describe(), accept=op.done_codes)
+        response = await self._call(method, request, method, accept=op.done_codes)
         underlay = getattr(response, "underlay_route", b"")
         return text_of(underlay) if response.status.code == 0 else ""
 

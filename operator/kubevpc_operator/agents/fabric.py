@@ -270,7 +270,7 @@ class Fabric:
         if result.ok:
             logger.info("%s on node %s%s", result.op.describe(), node, owner)
         elif not result.skipped:
-            logger.warning("%s on node %s%s failed: %s", result.op.describe(), node, owner, result.error)
+            logger.warning("%s on node %s%s: %s", result.op.describe_failure(), node, owner, result.error)
 
     def _emit_events(self, report: SyncReport) -> None:
         """One event per object and sync: what was applied on the node, or what failed."""
@@ -288,7 +288,7 @@ class Fabric:
             if failures:
                 first = failures[0]
                 more = f" (+{len(failures) - 1} more failures)" if len(failures) > 1 else ""
-                message = f"Node {report.node}: {first.op.describe()} failed: {first.error}{more}"
+                message = f"Node {report.node}: {first.op.describe_failure()}: {first.error}{more}"
                 self._on_event(owner, "Warning", "ProgrammingFailed", message)
             applied = [r for r in results if r.ok]
             if applied:

@@ -280,9 +280,9 @@ class NodeSyncer:
         for result in results:
             if result.ok or result.op.owner is None:
                 continue
-            message = f"{result.op.describe()} failed: {result.error}"
+            message = f"{result.op.describe_failure()}: {result.error}"
             if result.skipped:
-                message = f"{result.op.describe()} skipped after an earlier failure: {result.error}"
+                message = f"{result.op.describe_failure()}: skipped after an earlier failure: {result.error}"
             failures.setdefault(result.op.owner.uid, message)
         report = SyncReport(
             node=self.node,

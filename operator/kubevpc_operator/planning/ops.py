@@ -46,8 +46,17 @@ class Op:
         """The exported object this operation creates or deletes (it has an underlay address)."""
         return None
 
-    def describe(self) -> str:
+    def subject(self) -> str:
+        """What the operation acts on, e.g. "route 10.0.0.2/32 via fc00::1 in VNI 7"."""
         raise NotImplementedError
+
+    def describe(self) -> str:
+        """The applied change, for logs and events: "Created route ..." / "Deleted route ..."."""
+        return f"{'Deleted' if self.is_delete else 'Created'} {self.subject()}"
+
+    def describe_failure(self) -> str:
+        """The same change as a failure: "Could not create route ..."."""
+        return f"Could not {'delete' if self.is_delete else 'create'} {self.subject()}"
 
 
 # ---- interfaces -------------------------------------------------------------------------------
@@ -73,9 +82,9 @@ class CreateInterface(Op):
     def export(self) -> Export:
         return Export(ExportKind.INTERFACE, self.interface_id)
 
-    def describe(self) -> str:
+    def subject(self) -> str:
         ips = ", ".join(ip for ip in (self.ipv4, self.ipv6) if ip)
-        return f"Created interface {self.interface_id} on device {self.device} (VNI {self.vni}, {ips})"
+        return f"interface {self.interface_id} on device {self.device} (VNI {self.vni}, {ips})"
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,8 @@ class DeleteInterface(Op):
     def export(self) -> Export:
         return Export(ExportKind.INTERFACE, self.interface_id)
 
-    def describe(self) -> str:
-        return f"Deleted interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -112,8 +121,8 @@ class CreatePrefix(Op):
     def export(self) -> Export:
         return Export(ExportKind.PREFIX, self.interface_id, self.prefix)
 
-    def describe(self) -> str:
-        return f"Created prefix {self.prefix} on interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"prefix {self.prefix} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -132,8 +141,8 @@ class DeletePrefix(Op):
     def export(self) -> Export:
         return Export(ExportKind.PREFIX, self.interface_id, self.prefix)
 
-    def describe(self) -> str:
-        return f"Deleted prefix {self.prefix} from interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"prefix {self.prefix} from interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -151,8 +160,8 @@ class CreateLoadBalancerPrefix(Op):
     def export(self) -> Export:
         return Export(ExportKind.LB_PREFIX, self.interface_id, self.prefix)
 
-    def describe(self) -> str:
-        return f"Created load balancer prefix {self.prefix} on interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"load balancer prefix {self.prefix} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -171,8 +180,8 @@ class DeleteLoadBalancerPrefix(Op):
     def export(self) -> Export:
         return Export(ExportKind.LB_PREFIX, self.interface_id, self.prefix)
 
-    def describe(self) -> str:
-        return f"Deleted load balancer prefix {self.prefix} from interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"load balancer prefix {self.prefix} from interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -190,8 +199,8 @@ class CreateVip(Op):
     def export(self) -> Export:
         return Export(ExportKind.VIP, self.interface_id)
 
-    def describe(self) -> str:
-        return f"Created virtual IP {self.ip} on interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"virtual IP {self.ip} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -209,8 +218,8 @@ class DeleteVip(Op):
     def export(self) -> Export:
         return Export(ExportKind.VIP, self.interface_id)
 
-    def describe(self) -> str:
-        return f"Deleted virtual IP from interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"virtual IP from interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -230,8 +239,8 @@ class CreateNat(Op):
     def export(self) -> Export:
         return Export(ExportKind.NAT, self.interface_id)
 
-    def describe(self) -> str:
-        return f"Created NAT {self.ip}:{self.min_port}-{self.max_port - 1} on interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"NAT {self.ip}:{self.min_port}-{self.max_port - 1} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -249,8 +258,8 @@ class DeleteNat(Op):
     def export(self) -> Export:
         return Export(ExportKind.NAT, self.interface_id)
 
-    def describe(self) -> str:
-        return f"Deleted NAT from interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"NAT from interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -264,8 +273,8 @@ class CreateFirewallRule(Op):
     def chain(self) -> str:
         return self.interface_id
 
-    def describe(self) -> str:
-        return f"Created firewall rule {self.rule.id} on interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"firewall rule {self.rule.id} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
@@ -280,8 +289,8 @@ class DeleteFirewallRule(Op):
     def chain(self) -> str:
         return self.interface_id
 
-    def describe(self) -> str:
-        return f"Deleted firewall rule {self.rule_id} from interface {self.interface_id}"
+    def subject(self) -> str:
+        return f"firewall rule {self.rule_id} from interface {self.interface_id}"
 
 
 # ---- load balancers ---------------------------------------------------------------------------
@@ -304,9 +313,9 @@ class CreateLoadBalancer(Op):
     def export(self) -> Export:
         return Export(ExportKind.LOAD_BALANCER, self.lb_id)
 
-    def describe(self) -> str:
+    def subject(self) -> str:
         ports = ",".join(f"{'tcp' if proto == 6 else 'udp'}/{port}" for proto, port in self.ports)
-        return f"Created load balancer {self.lb_id} for {self.ip} {ports} (VNI {self.vni})"
+        return f"load balancer {self.lb_id} for {self.ip} {ports} (VNI {self.vni})"
 
 
 @dataclass(frozen=True)
@@ -324,8 +333,8 @@ class DeleteLoadBalancer(Op):
     def export(self) -> Export:
         return Export(ExportKind.LOAD_BALANCER, self.lb_id)
 
-    def describe(self) -> str:
-        return f"Deleted load balancer {self.lb_id}"
+    def subject(self) -> str:
+        return f"load balancer {self.lb_id}"
 
 
 @dataclass(frozen=True)
@@ -335,8 +344,8 @@ class CreateLoadBalancerTarget(Op):
     lb_id: str
     target: str
 
-    def describe(self) -> str:
-        return f"Created target {self.target} of load balancer {self.lb_id}"
+    def subject(self) -> str:
+        return f"target {self.target} of load balancer {self.lb_id}"
 
 
 @dataclass(frozen=True)
@@ -347,8 +356,8 @@ class DeleteLoadBalancerTarget(Op):
     lb_id: str
     target: str
 
-    def describe(self) -> str:
-        return f"Deleted target {self.target} of load balancer {self.lb_id}"
+    def subject(self) -> str:
+        return f"target {self.target} of load balancer {self.lb_id}"
 
 
 # ---- routes and neighbor NAT ------------------------------------------------------------------
@@ -363,9 +372,9 @@ class CreateRoute(Op):
     nexthop_vni: int
     nexthop: str
 
-    def describe(self) -> str:
+    def subject(self) -> str:
         via = f" (VNI {self.nexthop_vni})" if self.nexthop_vni != self.vni else ""
-        return f"Created route {self.prefix} via {self.nexthop}{via} in VNI {self.vni}"
+        return f"route {self.prefix} via {self.nexthop}{via} in VNI {self.vni}"
 
 
 @dataclass(frozen=True)
@@ -376,8 +385,8 @@ class DeleteRoute(Op):
     vni: int
     prefix: str
 
-    def describe(self) -> str:
-        return f"Deleted route {self.prefix} in VNI {self.vni}"
+    def subject(self) -> str:
+        return f"route {self.prefix} in VNI {self.vni}"
 
 
 @dataclass(frozen=True)
@@ -390,9 +399,9 @@ class CreateNeighborNat(Op):
     max_port: int
     underlay: str
 
-    def describe(self) -> str:
+    def subject(self) -> str:
         return (
-            f"Created neighbor NAT {self.ip}:{self.min_port}-{self.max_port - 1} via {self.underlay}"
+            f"neighbor NAT {self.ip}:{self.min_port}-{self.max_port - 1} via {self.underlay}"
             f" in VNI {self.vni}"
         )
 
@@ -407,8 +416,8 @@ class DeleteNeighborNat(Op):
     min_port: int
     max_port: int
 
-    def describe(self) -> str:
-        return f"Deleted neighbor NAT {self.ip}:{self.min_port}-{self.max_port - 1} in VNI {self.vni}"
+    def subject(self) -> str:
+        return f"neighbor NAT {self.ip}:{self.min_port}-{self.max_port - 1} in VNI {self.vni}"
 
 
 def ordered(ops: list[Op]) -> list[Op]:
