@@ -157,3 +157,25 @@ def test_large_table_stays_exact() -> None:
     got = lpm.lookup(np.full(len(queries), 42, np.uint32), np.array(queries, np.uint64))
     table = entries(state, v6=False)
     assert [table[i] for i in got.tolist()] == [reference(state, 42, a, v6=False) for a in queries]
+
+
+def test_slow_compiles_are_paced_and_changes_apply_together_later() -> None:
+    state = state_with({1: [ip_network("10.0.0.0/8")]})
+    lpm = Lpm4(state)
+    lpm._pacer.IMMEDIATE = -1.0  # treat every compile as slow: the next one waits
+    lpm._pacer.BACKOFF = 1e6
+    net = ip_network("10.1.0.0/16")
+    state.vnis[1].routes4[net] = RouteEntry(net, NextHopKind.PORT, port_id=5)  # type: ignore[index]
+    state.vnis[1].version += 1
+    state.version += 1
+    assert lpm.refresh()  # the first change after a quick start applies at once
+    net2 = ip_network("10.2.0.0/16")
+    state.vnis[1].routes4[net2] = RouteEntry(net2, NextHopKind.PORT, port_id=6)  # type: ignore[index]
+    state.vnis[1].version += 1
+    state.version += 1
+    probe = np.array([0x0A020304], np.uint64)
+    assert not lpm.refresh()  # paced: still the old table
+    assert lpm.targets.port[lpm.lookup(np.array([1], np.uint32), probe)].tolist() == [0]
+    lpm._pacer._not_before = 0.0  # the wait is over
+    assert lpm.refresh()
+    assert lpm.targets.port[lpm.lookup(np.array([1], np.uint32), probe)].tolist() == [6]
