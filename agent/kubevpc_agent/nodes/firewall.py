@@ -134,6 +134,15 @@ class Firewall(Node):
         forward = np.where(to_uplink, Next.IPIP_ENCAP, Next.TX)
         return np.where(dropped, Next.DROP, forward).astype(np.intp)
 
+    def port_figures(self) -> dict[str, dict[int, int]]:
+        """Rules per interface port (``firewall_rules``, dpservice's ``fwall_rule_count``), for metrics."""
+        state = self.rules.state
+        return {
+            "firewall_rules": {
+                iface.port_id: len(state.firewall.get(iface.id, ())) for iface in state.interfaces.values()
+            }
+        }
+
     def _evaluate(self, batch: Batch, rows: npt.NDArray[np.intp]) -> Reasons:
         """Decide the flows of ``rows`` (first packets, original direction) and cache the verdicts."""
         ports, ft, rules = self.ports, self.flows, self.rules.rules

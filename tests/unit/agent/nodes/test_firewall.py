@@ -29,7 +29,7 @@ from kubevpc_agent.tables.port_table import PortTable
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs
 from kubevpc_agent.tables.vnf_map import VnfMap
-from testkit.dp_topology import CONFIG, PF0, PORTS, VM1, VM2, VM3, Vm
+from testkit.dp_topology import CONFIG, PF0, PORTS, VM1, VM2, VM3, VM4, Vm
 from testkit.overlay import NodeRun, build_state, receive, run_node, underlay_of
 
 PUBLIC_IP = "45.86.6.6"
@@ -329,3 +329,13 @@ def test_mixed_batch_of_new_and_known_flows_over_several_interfaces() -> None:
     batch.tx_port[:] = [VM2.port, VM3.port, VM2.port, VM3.port, VM2.port]
     out = run_node(rig.node, batch)
     assert out.edges == [Next.TX, Next.DROP, Next.DROP, Next.TX, Next.TX]
+
+
+def test_rule_counts_per_interface_for_metrics() -> None:
+    """dpservice's test_telemetry_fwall: 0 for every interface, 1 after adding, 0 after deleting."""
+    rig = Rig()
+    assert rig.node.port_figures() == {"firewall_rules": {VM1.port: 0, VM2.port: 0, VM3.port: 0, VM4.port: 0}}
+    rig.rule(VM1, "fw0-vm1", Direction.INGRESS, protocol=Protocol.TCP)
+    assert rig.node.port_figures()["firewall_rules"][VM1.port] == 1
+    rig.state.apply(cmd.DeleteFirewallRule(VM1.name, "fw0-vm1"))
+    assert rig.node.port_figures()["firewall_rules"][VM1.port] == 0
