@@ -10,6 +10,7 @@ Fields set to None are removed from the status (``conditions.status_patch``).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -325,12 +326,23 @@ def recorded_exports(kind: str, body: Mapping[str, Any]) -> dict[tuple[str, Expo
 def merge_exports(
     recorded: Mapping[tuple[str, Export], str], observed: Mapping[str, Mapping[Export, str]]
 ) -> Exports:
-    """Observed addresses for nodes that have been observed; recorded ones for the others."""
-    merged = {key: address for key, address in recorded.items() if key[0] not in observed}
+    """Observed addresses for nodes that have been observed; recorded ones for the others.
+
+    Recorded addresses are canonicalised: the agents list canonical text, and planning compares
+    addresses as text.
+    """
+    merged = {key: _canonical(address) for key, address in recorded.items() if key[0] not in observed}
     for node, exports in observed.items():
         for export, address in exports.items():
             merged[(node, export)] = address
     return merged
+
+
+def _canonical(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address
 
 
 def _with_underlay(entry: dict[str, Any], underlay: str | None) -> dict[str, Any]:
