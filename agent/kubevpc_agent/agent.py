@@ -9,11 +9,11 @@ running one, the dataplane stops, and the ports close: the TAP devices vanish wi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,22 +82,20 @@ def tls_files(config: AgentConfig) -> TlsFiles | None:
     return None
 
 
-async def serve(config: AgentConfig, link: DataplaneLink, ready: asyncio.Event | None = None) -> None:
-    """Run the gRPC server until SIGTERM/SIGINT (or until ``serve`` is cancelled)."""
+def serve(config: AgentConfig, link: DataplaneLink, stop: threading.Event | None = None) -> None:
+    """Run the gRPC server until SIGTERM/SIGINT (or until ``stop`` is set)."""
+    stop = stop or threading.Event()
     state = AgentState(config)
     server = AgentServer(Servicer(state, link), config.grpc_listen, tls_files(config))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    if ready is not None:
-        ready.set()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        await stop.wait()
+        server.start()
+        stop.wait()
         log.info("stopping: health NOT_SERVING, finishing calls")
     finally:
-        await server.stop()
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(config: AgentConfig) -> int:
@@ -111,7 +109,7 @@ def run(config: AgentConfig) -> int:
     link: DataplaneLink = NullLink()
     try:
         link = start_dataplane(config, ports)
-        asyncio.run(serve(config, link))
+        serve(config, link)
     finally:
         link.close()
         for port in ports:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -20,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
@@ -156,15 +154,13 @@ def health_status(channel: grpc.Channel, service: str = "") -> int:
 
 
 class InProcessAgent:
-    """The agent's gRPC server on a background event loop, over memory ports (no dataplane)."""
+    """The agent's gRPC server in this process, over memory ports (no dataplane)."""
 
     def __init__(self, config: AgentConfig, tls: TlsFiles | None = None) -> None:
         self.state = AgentState(config)
         self.link = RecordingLink()
         self.servicer = Servicer(self.state, self.link)
         self.server = AgentServer(self.servicer, config.grpc_listen, tls)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     @property
     def address(self) -> str:
@@ -174,19 +170,11 @@ class InProcessAgent:
         )
 
     def __enter__(self) -> InProcessAgent:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+        self.server.start()
         return self
 
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(0.5), self.loop).result(10)
-
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            self.stop()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        self.loop.close()
+        self.server.stop(0.5)
 
 
 class AgentProcess:
