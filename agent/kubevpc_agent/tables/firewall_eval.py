@@ -45,6 +45,7 @@ BOOL = npt.NDArray[np.bool_]
 
 ANY_PROTOCOL = 0  # compiled protocol of a rule without one
 MATCH_CELLS = 1 << 16  # rows x rules evaluated per matrix; bounds the temporary arrays to ~1 MiB
+RULE_BLOCK = 32  # rules evaluated together before decided flows drop out
 M64 = (1 << 64) - 1
 
 
@@ -210,17 +211,28 @@ class CompiledRules:
         if not busy.any():
             return verdict, matched
         for s in np.unique(sets[busy]).tolist():  # one pass per rule set present, never per flow
-            rows = np.flatnonzero(sets == s)
             first, size = int(self.start[s]), int(self.count[s])
-            chunk = max(1, MATCH_CELLS // size)
-            for c in range(0, len(rows), chunk):
-                part = rows[c : c + chunk]
-                hit = self._first_match(flows.take(part), first, size)
-                found = hit >= 0
-                rule = first + np.maximum(hit, 0)
-                matched[part] = np.where(found, rule, -1)
-                rule_verdict = np.where(self.action[rule] == Action.DROP, Verdict.DROP, Verdict.ACCEPT)
-                verdict[part] = np.where(found, rule_verdict, Verdict.DROP)
+            pending = np.flatnonzero(sets == s)
+            # rules in blocks, flows leave once decided: early rules (the usual matches) cost the
+            # rest nothing; rows are chunked so one matrix stays within MATCH_CELLS
+            for block in range(0, size, RULE_BLOCK):
+                width = min(RULE_BLOCK, size - block)
+                chunk = max(1, MATCH_CELLS // width)
+                undecided = []
+                for c in range(0, len(pending), chunk):
+                    part = pending[c : c + chunk]
+                    hit = self._first_match(flows.take(part), first + block, width)
+                    found = hit >= 0
+                    rule = first + block + hit[found]
+                    matched[part[found]] = rule
+                    verdict[part[found]] = np.where(
+                        self.action[rule] == Action.DROP, Verdict.DROP, Verdict.ACCEPT
+                    )
+                    undecided.append(part[~found])
+                pending = np.concatenate(undecided)
+                if len(pending) == 0:
+                    break
+            verdict[pending] = Verdict.DROP  # rules exist, none matched
         return verdict, matched
 
     def _first_match(self, f: FlowView, first: int, size: int) -> I32:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_network
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubevpc_agent.tables import firewall_eval
 from kubevpc_agent.tables.firewall_eval import CompiledRules, FlowView, Verdict, sorted_rules
 from kubevpc_agent.tables.model import Action, Direction, FirewallRule, IPAddress, PortRange, Protocol
 
@@ -160,6 +162,20 @@ def test_compiled_evaluation_equals_reference(rule_list: list[FirewallRule], flo
     got = evaluate(rule_list, flow_list)
     want = [reference_verdict(rule_list, f) for f in flow_list]
     assert got == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(rule_lists(), st.lists(flows(), min_size=1, max_size=40))
+def test_rule_blocks_and_row_chunks_do_not_change_the_result(
+    rule_list: list[FirewallRule], flow_list: list[Flow]
+) -> None:
+    """Tiny blocks and chunks (many passes, flows leaving between blocks) give the same answers."""
+    with (
+        mock.patch.object(firewall_eval, "RULE_BLOCK", 2),
+        mock.patch.object(firewall_eval, "MATCH_CELLS", 6),
+    ):
+        got = evaluate(rule_list, flow_list)
+    assert got == [reference_verdict(rule_list, f) for f in flow_list]
 
 
 # --- the documented cases, one by one -----------------------------------------------------------
