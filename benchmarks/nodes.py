@@ -179,11 +179,12 @@ class Template:
 
 
 class NodeTimer:
-    """Wraps every node's ``process`` to add up its time and packets over a run."""
+    """Wraps every node's ``process`` to time it; one sample (ns per packet) per node and graph run."""
 
     def __init__(self, graph: Graph) -> None:
-        self.ns: dict[str, int] = {}
-        self.packets: dict[str, int] = {}
+        self.run_ns: dict[str, int] = {}
+        self.run_packets: dict[str, int] = {}
+        self.samples: dict[str, list[float]] = {}
         for node in graph.nodes:
             self._wrap(node)
 
@@ -194,15 +195,22 @@ class NodeTimer:
         def timed(batch: Batch) -> int | Edges:
             started = time.perf_counter_ns()
             result = inner(batch)
-            self.ns[name] = self.ns.get(name, 0) + time.perf_counter_ns() - started
-            self.packets[name] = self.packets.get(name, 0) + len(batch)
+            self.run_ns[name] = self.run_ns.get(name, 0) + time.perf_counter_ns() - started
+            self.run_packets[name] = self.run_packets.get(name, 0) + len(batch)
             return result
 
         node.process = timed  # type: ignore[method-assign]
 
-    def reset(self) -> None:
-        self.ns.clear()
-        self.packets.clear()
+    def end_run(self, keep: bool) -> None:
+        """Close one graph run: keep its per-node figures as samples (or discard a warm-up run)."""
+        if keep:
+            for name, ns in self.run_ns.items():
+                self.samples.setdefault(name, []).append(ns / self.run_packets[name])
+        self.run_ns.clear()
+        self.run_packets.clear()
+
+    def medians(self) -> dict[str, float]:
+        return {name: statistics.median(values) for name, values in self.samples.items()}
 
 
 @dataclass
@@ -244,16 +252,15 @@ def bench_path(path: Path, n: int, repeat: int, extra_routes: int = 0) -> tuple[
         graph.enqueue(batch)
         graph.run()
         elapsed = time.perf_counter_ns() - started
+        timer.end_run(keep=i >= 2)
         if i < 2:  # warm-up: flows are created, tables compiled
-            timer.reset()
             null_ports[path.delivered_to].sent = 0
             continue
         samples.append(elapsed / n)
     delivered = null_ports[path.delivered_to].sent
     if delivered != n * repeat:
         raise RuntimeError(f"{path.name}: {delivered} of {n * repeat} frames delivered")
-    per_node = {name: timer.ns[name] / timer.packets[name] for name in timer.ns if timer.packets[name]}
-    return statistics.median(samples), per_node
+    return statistics.median(samples), timer.medians()
 
 
 def bench_lpm(repeat: int) -> list[tuple[str, int, float]]:
