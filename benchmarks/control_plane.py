@@ -81,13 +81,13 @@ class Agent:
         self.port = free_port()
         tag = os.urandom(2).hex()
         eal: list[str] = ["--no-pci"]
-        opts = ["--ipv6=fc00:1::1", f"--grpc-port={self.port}", "--no-stats", "--nic-type=tap", "--no-offload"]
+        opts = ["--ipv6=fc00:1::1", f"--grpc-port={self.port}", "--no-stats", "--nic-type=tap"]
         if taps:
             eal += [f"--vdev=net_tap0,iface=kb{tag}p0", f"--vdev=net_tap1,iface=kb{tag}vf0"]
             opts += [f"--pf0=kb{tag}p0", f"--vf-pattern=kb{tag}vf"]
         env = {"PATH": os.environ.get("PATH", ""), "DP_CONF": ""}
         env["PYTHONPATH"] = os.pathsep.join(os.path.join(REPO, d) for d in ("agent", "proto"))
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115  (closed in stop())
         cmd = [sys.executable, "-m", "kubevpc_agent", *eal, "--", *opts]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.taps = taps
