@@ -65,6 +65,8 @@ class Fabric:
         self._nat: dict[str, dict[str, NatSlot]] = {}  # gateway uid -> interface name -> slot
         self._vni_reservations: dict[str, int] = {}  # VPC uid -> VNI not yet visible in its status
         self._tasks: set[asyncio.Task[object]] = set()
+        self._topology: tuple[ClusterView, Topology] | None = None
+        self._nat_cache: tuple[Topology, dict[str, NatAllocation]] | None = None
         pool.on_change = self._endpoint_changed
 
     def attach(
@@ -82,14 +84,30 @@ class Fabric:
         return self._view()
 
     def topology(self, view: ClusterView | None = None) -> Topology:
-        return resolve_topology(view if view is not None else self._view())
+        """The resolved topology of ``view`` (default: the current one), cached per view object."""
+        view = view if view is not None else self._view()
+        cached = self._topology
+        if cached is not None and cached[0] is view:
+            return cached[1]
+        topology = resolve_topology(view)
+        self._topology = (view, topology)
+        return topology
 
     def exports(self) -> Exports:
         return merge_exports(self._recorded(), self._observed)
 
     def nat_allocations(self, topology: Topology) -> dict[str, NatAllocation]:
-        """Slots for every gateway; the memory of previous slots makes them stable."""
-        hints = self._nat_hints(topology)
+        """Slots for every gateway; the memory of previous slots makes them stable.
+
+        Computed once per topology: allocation only depends on it and on the memory it updates.
+        """
+        cached = self._nat_cache
+        if cached is not None and cached[0] is topology:
+            return cached[1]
+
+        def hints() -> dict[str, NatSlot]:
+            return self._nat_hints(topology)
+
         result: dict[str, NatAllocation] = {}
         for uid, membership in topology.nat_gateways.items():
             previous = self._nat.get(uid)
@@ -103,6 +121,7 @@ class Fabric:
         for uid in set(self._nat) - set(topology.nat_gateways):
             if uid not in topology.frozen:
                 del self._nat[uid]
+        self._nat_cache = (topology, result)
         return result
 
     def _nat_hints(self, topology: Topology) -> dict[str, NatSlot]:
@@ -135,6 +154,9 @@ class Fabric:
         vni = allocate_vni(uid, others, self.settings.vni_first, self.settings.vni_last)
         self._vni_reservations[uid] = vni
         return vni
+
+    def reservations(self) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted(self._vni_reservations.items()))
 
     def reserved_vni(self, uid: str) -> int | None:
         return self._vni_reservations.get(uid)

@@ -40,6 +40,7 @@ class Indexed:
     error: str = ""
     deleting: bool = False
     recorded: Mapping[tuple[str, Export], str] = field(default_factory=dict)
+    fingerprint: tuple[Any, ...] = ()  # changes when anything planning reads changes (not on status)
 
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
@@ -60,7 +61,15 @@ def index_entry(kind: str, body: Mapping[str, Any]) -> dict[str, Indexed]:
         model, error = _PARSERS[kind](body), ""
     except SpecError as problem:
         model, error = None, str(problem)
-    return {uid: Indexed(kind, uid, key, model, error, deleting, recorded_exports(kind, body))}
+    # What planning reads: the spec (generation), labels, deletion, and for a VPC its recorded VNI.
+    fingerprint = (
+        meta.get("generation"),
+        tuple(sorted((meta.get("labels") or {}).items())),
+        deleting,
+        (body.get("status") or {}).get("vni") if kind == "VPC" else None,
+        error,
+    )
+    return {uid: Indexed(kind, uid, key, model, error, deleting, recorded_exports(kind, body), fingerprint)}
 
 
 def entries(index: Mapping[Any, Iterable[Indexed]] | None) -> list[Indexed]:
@@ -91,8 +100,36 @@ class ViewBuilder:
         self._indices = (vpcs, interfaces, load_balancers, nat_gateways)
         self._node_labels = node_labels
         self._last_valid: dict[str, Any] = {}
+        self._cached: tuple[tuple[Any, ...], ClusterView] | None = None
 
     def __call__(self) -> ClusterView:
+        """The view; the same object as last time when nothing planning reads has changed.
+
+        Status patches (most events) leave the fingerprints alone, so the fabric's topology, keyed
+        by the view's identity, is not recomputed for them.
+        """
+        key = self._key()
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        view = self._build()
+        self._cached = (key, view)
+        return view
+
+    def _key(self) -> tuple[Any, ...]:
+        fingerprints = frozenset(
+            (entry.uid, entry.fingerprint) for index in self._indices for entry in entries(index)
+        )  # a set: kopf's indices do not keep an order
+        endpoints = tuple(
+            sorted((n, tuple(sorted(e.labels.items()))) for n, e in self._fabric.pool.endpoints().items())
+        )
+        labels = tuple(
+            (name, tuple(sorted(found.items())))
+            for name, store in sorted((self._node_labels or {}).items())
+            for found in store
+        )
+        return fingerprints, endpoints, labels, self._fabric.reservations()
+
+    def _build(self) -> ClusterView:
         vpcs_index, interfaces_index, lbs_index, gateways_index = self._indices
         frozen: set[str] = set()
         frozen_vpcs: set[ObjectKey] = set()

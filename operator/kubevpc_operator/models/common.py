@@ -236,7 +236,9 @@ def parse_prefix(text: str, path: str, reader: BodyReader) -> IPNetwork | None:
 
 def host_prefix(address: IPAddress) -> IPNetwork:
     """The /32 or /128 prefix of one address."""
-    return ipaddress.ip_network(address)
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv4Network((address, 32))
+    return ipaddress.IPv6Network((address, 128))
 
 
 def _split_path(path: str) -> Iterator[str | int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from kubevpc_operator.models.common import BodyReader, LabelSelector, Meta, ObjectKey
@@ -68,12 +69,16 @@ class NATGateway:
 
     def slots(self) -> list[NatSlot]:
         """Every slot, in allocation order (IP order, then port order)."""
+        return list(self._slots)
+
+    @cached_property
+    def _slots(self) -> tuple[NatSlot, ...]:
         size = self.ports_per_interface
-        return [
+        return tuple(
             NatSlot(ip, FIRST_PORT + i * size, FIRST_PORT + (i + 1) * size)
             for ip in self.ips
             for i in range(self.slices_per_ip)
-        ]
+        )
 
     def is_slot(self, slot: NatSlot) -> bool:
         offset = slot.min_port - FIRST_PORT

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Any, TypeVar
 
 from kubevpc_operator.models.common import (
@@ -20,6 +21,7 @@ from kubevpc_operator.models.common import (
     IPNetwork,
     Meta,
     ObjectKey,
+    host_prefix,
     is_agent_id,
 )
 
@@ -144,6 +146,17 @@ class NetworkInterface:
     @property
     def ips(self) -> tuple[IPAddress, ...]:
         return tuple(ip for ip in (self.ipv4, self.ipv6) if ip is not None)
+
+    @cached_property
+    def host_prefixes(self) -> tuple[IPNetwork, ...]:
+        """The /32 and /128 of its addresses (computed once: planning asks for them a lot)."""
+        return tuple(host_prefix(ip) for ip in self.ips)
+
+    @cached_property
+    def routed_prefixes(self) -> tuple[tuple[IPNetwork, str, bool], ...]:
+        """(prefix, its text, is an alias prefix) for everything routed to this interface."""
+        hosts = tuple((p, str(p), False) for p in self.host_prefixes)
+        return hosts + tuple((p, str(p), True) for p in self.prefixes)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> NetworkInterface:

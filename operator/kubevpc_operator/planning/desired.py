@@ -19,7 +19,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kubevpc_operator.models.common import IPNetwork, host_prefix
+from kubevpc_operator.models.common import IPNetwork
 from kubevpc_operator.models.nat_gateway import NatSlot
 from kubevpc_operator.models.network_interface import FirewallRule, NetworkInterface
 from kubevpc_operator.models.network_interface import Pxe as PxeSpec
@@ -173,6 +173,7 @@ def firewall_rule_state(rule: FirewallRule) -> FirewallRuleState:
 @dataclass(frozen=True)
 class _RouteSource:
     prefix: IPNetwork
+    text: str  # str(prefix), computed once
     node: str  # where the next hop lives
     export: Export
     owner: Owner
@@ -181,75 +182,60 @@ class _RouteSource:
 
 def _interface_sources(resolved: ResolvedInterface) -> list[_RouteSource]:
     nic: NetworkInterface = resolved.nic
-    sources = [
+    return [
         _RouteSource(
-            host_prefix(ip),
+            prefix,
+            text,
             resolved.node,
-            Export(ExportKind.INTERFACE, nic.uid),
+            Export(ExportKind.PREFIX, nic.uid, text) if alias else Export(ExportKind.INTERFACE, nic.uid),
             resolved.owner,
             nic.meta.name,
         )
-        for ip in nic.ips
+        for prefix, text, alias in nic.routed_prefixes
     ]
-    sources += [
-        _RouteSource(
-            p, resolved.node, Export(ExportKind.PREFIX, nic.uid, str(p)), resolved.owner, nic.meta.name
-        )
-        for p in nic.prefixes
-    ]
-    return sources
 
 
 def _routes(
     topology: Topology, exports: Exports, node: str, waiting: dict[str, str]
 ) -> tuple[dict[tuple[int, str], RouteState], set[str]]:
-    by_vni: dict[int, list[ResolvedInterface]] = {}
-    for resolved in topology.interfaces.values():
-        by_vni.setdefault(resolved.vni, []).append(resolved)
-    lbs_by_vni: dict[int, list[tuple[IPNetwork, str, Export, Owner, str]]] = {}
+    by_vni = topology.by_vni
+    lbs_by_vni: dict[int, list[_RouteSource]] = {}
     for lb in topology.load_balancers.values():
         instance = lb.instance_for(node)
         if instance is not None:
-            lbs_by_vni.setdefault(lb.vni, []).append(
-                (
-                    lb.lb.host_prefix(),
-                    instance,
-                    Export(ExportKind.LOAD_BALANCER, lb.lb.uid),
-                    lb.owner,
-                    lb.lb.meta.name,
-                )
-            )
+            prefix = lb.lb.host_prefix()
+            export = Export(ExportKind.LOAD_BALANCER, lb.lb.uid)
+            source = _RouteSource(prefix, lb.prefix, instance, export, lb.owner, lb.lb.meta.name)
+            lbs_by_vni.setdefault(lb.vni, []).append(source)
 
     def sources(vni: int, *, remote_only: bool) -> list[_RouteSource]:
         result = []
-        for resolved in sorted(by_vni.get(vni, ()), key=lambda r: r.nic.meta.name):
+        for resolved in by_vni.get(vni, ()):
             if remote_only and resolved.node == node:
                 continue  # the agent routes its own interfaces and alias prefixes itself
             result += _interface_sources(resolved)
-        for prefix, instance, export, owner, name in lbs_by_vni.get(vni, ()):
-            result.append(_RouteSource(prefix, instance, export, owner, name))
-        return result
+        return result + lbs_by_vni.get(vni, [])
 
     routes: dict[tuple[int, str], RouteState] = {}
     owners: set[str] = set()
     for vni in sorted(topology.serving(node)):
         # Prefixes the agent already routes in this VNI (local interfaces): never shadow them.
-        local = {str(s.prefix) for r in by_vni.get(vni, ()) if r.node == node for s in _interface_sources(r)}
+        local = {text for r in by_vni.get(vni, ()) if r.node == node for _, text, _ in r.nic.routed_prefixes}
         candidates = [(vni, s) for s in sources(vni, remote_only=True)]
         for peer_vni, peering in topology.peers.get(vni, ()):
             candidates += [
                 (peer_vni, s) for s in sources(peer_vni, remote_only=False) if peering.allows(s.prefix)
             ]
         for nexthop_vni, source in candidates:
-            key = (vni, str(source.prefix))
-            if key[1] in local or key in routes:
+            key = (vni, source.text)
+            if source.text in local or key in routes:
                 continue  # first source wins: own VPC before peers, peers in VNI order
             underlay = exports.get((source.node, source.export))
             owners.add(source.owner.uid)
             if underlay is None:
                 waiting[source.owner.uid] = f"{source.name} has no underlay address on {source.node} yet"
                 continue
-            routes[key] = RouteState(vni, str(source.prefix), nexthop_vni, underlay, owner=source.owner)
+            routes[key] = RouteState(vni, source.text, nexthop_vni, underlay, owner=source.owner)
     return routes, owners
 
 

@@ -8,7 +8,7 @@ that find no free slot are reported as unassigned; a slot is freed when its inte
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from kubevpc_operator.models.nat_gateway import NATGateway, NatSlot
@@ -31,11 +31,13 @@ def allocate_nat_slots(
     gateway: NATGateway,
     members: Collection[str],
     previous: Mapping[str, NatSlot],
-    hints: Mapping[str, NatSlot] | None = None,
+    hints: Mapping[str, NatSlot] | Callable[[], Mapping[str, NatSlot]] | None = None,
     keep: Collection[str] = (),
 ) -> NatAllocation:
-    """Slots for ``members`` (interface names); ``keep`` names hold their previous slot only."""
-    hints = hints or {}
+    """Slots for ``members`` (interface names); ``keep`` names hold their previous slot only.
+
+    ``hints`` may be a callable: it is only called when a member has no previous slot.
+    """
     slots = gateway.slots()
     used: set[NatSlot] = set()
     assigned: dict[str, NatSlot] = {}
@@ -46,7 +48,11 @@ def allocate_nat_slots(
             assigned[name] = slot
             used.add(slot)
     # Case: a new interface whose agent already holds a free, valid slot takes that one.
-    for name in sorted(members):
+    newcomers = [name for name in sorted(members) if name not in assigned]
+    if newcomers and callable(hints):
+        hints = hints()
+    hints = hints if isinstance(hints, Mapping) else {}
+    for name in newcomers:
         slot = hints.get(name)
         if name not in assigned and slot is not None and gateway.is_slot(slot) and slot not in used:
             assigned[name] = slot

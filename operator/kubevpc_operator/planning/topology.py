@@ -14,9 +14,10 @@ import ipaddress
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from kubevpc_operator.models.cluster import ClusterView
-from kubevpc_operator.models.common import IPNetwork, Meta, ObjectKey, host_prefix
+from kubevpc_operator.models.common import IPNetwork, Meta, ObjectKey
 from kubevpc_operator.models.load_balancer import LoadBalancer
 from kubevpc_operator.models.nat_gateway import NATGateway
 from kubevpc_operator.models.network_interface import NetworkInterface
@@ -106,15 +107,31 @@ class Topology:
     owners: Mapping[str, Owner] = field(default_factory=dict)  # every known object, by uid
     vpcs: frozenset[ObjectKey] = frozenset()  # every VPC that exists, with a VNI or not
 
+    @cached_property
+    def _serving(self) -> dict[str, frozenset[int]]:
+        vnis: dict[str, set[int]] = {node: set() for node in self.nodes}
+        for resolved in self.interfaces.values():
+            vnis.setdefault(resolved.node, set()).add(resolved.vni)
+        for lb in self.load_balancers.values():
+            for node in lb.nodes:
+                vnis.setdefault(node, set()).add(lb.vni)
+        return {node: frozenset(values) for node, values in vnis.items()}
+
     def serving(self, node: str) -> frozenset[int]:
         """VNIs in use on ``node``: an interface or a load balancer instance lives there."""
-        vnis = {r.vni for r in self.interfaces.values() if r.node == node}
-        vnis |= {r.vni for r in self.load_balancers.values() if node in r.nodes}
-        return frozenset(vnis)
+        return self._serving.get(node, frozenset())
 
     def nodes_serving(self, vnis: Iterable[int]) -> frozenset[str]:
         wanted = set(vnis)
         return frozenset(node for node in self.nodes if self.serving(node) & wanted)
+
+    @cached_property
+    def by_vni(self) -> dict[int, list[ResolvedInterface]]:
+        """Resolved interfaces per VNI, in name order."""
+        groups: dict[int, list[ResolvedInterface]] = {}
+        for resolved in sorted(self.interfaces.values(), key=lambda r: r.nic.meta.name):
+            groups.setdefault(resolved.vni, []).append(resolved)
+        return groups
 
     def peer_vnis(self, vni: int) -> frozenset[int]:
         return frozenset(peer for peer, _ in self.peers.get(vni, ()))
@@ -138,7 +155,14 @@ def resolve_topology(view: ClusterView) -> Topology:
             problems[vpc.meta.uid] = Problem("VNIConflict", assignment.conflicts[vpc.key])
     frozen_vpcs = set(view.frozen_vpcs)
 
+    vpc_problems: dict[ObjectKey, Problem | None] = {}
+
     def vpc_problem(vpc: ObjectKey) -> Problem | None:
+        if vpc not in vpc_problems:
+            vpc_problems[vpc] = _vpc_problem(vpc)
+        return vpc_problems[vpc]
+
+    def _vpc_problem(vpc: ObjectKey) -> Problem | None:
         if vpc in frozen_vpcs:
             return Problem("InvalidVPC", f"VPC {vpc.name} has an invalid spec")
         if vpc not in vpc_uids:
@@ -152,7 +176,7 @@ def resolve_topology(view: ClusterView) -> Topology:
     # Interfaces, oldest first, so clashes go against the younger one.
     interfaces: dict[str, ResolvedInterface] = {}
     devices: dict[tuple[str, str], NetworkInterface] = {}
-    addresses: dict[tuple[ObjectKey, IPNetwork], NetworkInterface] = {}
+    addresses: dict[tuple[ObjectKey, str], NetworkInterface] = {}  # (VPC, prefix text) -> holder
     vips: dict[ipaddress.IPv4Address, NetworkInterface] = {}
     for nic in sorted(view.interfaces, key=lambda n: _age(n.meta)):
         owners[nic.uid] = owner_of(Kind.NETWORK_INTERFACE, nic.meta)
@@ -168,8 +192,8 @@ def resolve_topology(view: ClusterView) -> Topology:
             problems[nic.uid] = problem
             continue
         devices[(nic.node_name, nic.device.agent_name)] = nic
-        for prefix in _interface_prefixes(nic):
-            addresses[(nic.vpc, prefix)] = nic
+        for _, text, _ in nic.routed_prefixes:
+            addresses[(nic.vpc, text)] = nic
         if nic.virtual_ip is not None:
             vips[nic.virtual_ip] = nic
         interfaces[nic.uid] = ResolvedInterface(nic, assignment.vnis[nic.vpc], owners[nic.uid])
@@ -185,8 +209,8 @@ def resolve_topology(view: ClusterView) -> Topology:
         prefix = lb.host_prefix()
         if problem is None and (lb.vpc, prefix) in lb_ips:
             problem = Problem("Conflict", f"IP {lb.ip} is already used by {lb_ips[(lb.vpc, prefix)]}")
-        if problem is None and (lb.vpc, prefix) in addresses:
-            holder = addresses[(lb.vpc, prefix)].meta.name
+        if problem is None and (lb.vpc, str(prefix)) in addresses:
+            holder = addresses[(lb.vpc, str(prefix))].meta.name
             problem = Problem("Conflict", f"IP {lb.ip} is already used by NetworkInterface {holder}")
         if problem is not None:
             problems[lb.uid] = problem
@@ -281,20 +305,16 @@ def resolve_topology(view: ClusterView) -> Topology:
     )
 
 
-def _interface_prefixes(nic: NetworkInterface) -> list[IPNetwork]:
-    return [host_prefix(ip) for ip in nic.ips] + list(nic.prefixes)
-
-
 def _interface_clash(
     nic: NetworkInterface,
     devices: Mapping[tuple[str, str], NetworkInterface],
-    addresses: Mapping[tuple[ObjectKey, IPNetwork], NetworkInterface],
+    addresses: Mapping[tuple[ObjectKey, str], NetworkInterface],
     vips: Mapping[ipaddress.IPv4Address, NetworkInterface],
 ) -> str | None:
     other = devices.get((nic.node_name, nic.device.agent_name))
     if other is not None:
         return f"device {nic.device.agent_name} on node {nic.node_name} is already used by {other.meta.name}"
-    for prefix in _interface_prefixes(nic):
+    for _, prefix, _ in nic.routed_prefixes:
         other = addresses.get((nic.vpc, prefix))
         if other is not None:
             return f"{prefix} is already used by NetworkInterface {other.meta.name} in VPC {nic.vpc.name}"
