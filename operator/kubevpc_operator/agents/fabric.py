@@ -64,7 +64,6 @@ class Fabric:
         self._observed: dict[str, Mapping[Export, str]] = {}
         self._nat: dict[str, dict[str, NatSlot]] = {}  # gateway uid -> interface name -> slot
         self._vni_reservations: dict[str, int] = {}  # VPC uid -> VNI not yet visible in its status
-        self._tasks: set[asyncio.Task[object]] = set()
         self._topology: tuple[ClusterView, Topology] | None = None
         self._nat_cache: tuple[Topology, dict[str, NatAllocation]] | None = None
         pool.on_change = self._endpoint_changed
@@ -238,24 +237,23 @@ class Fabric:
     async def close(self) -> None:
         for syncer in self._syncers.values():
             await syncer.stop()
-        for task in list(self._tasks):
-            task.cancel()
         await self.pool.close()
 
     # ---- fan-out and events -----------------------------------------------------------------------
 
     def _endpoint_changed(self, node: str) -> None:
+        """A new agent address: forget what the old one held and sync the node in full."""
         logger.info("Agent endpoint of node %s changed", node)
         syncer = self._syncers.get(node)
         if syncer is not None:
             syncer.uuid = None
             syncer.known = None
-        self._background(self.syncer(node).sync(full=True))
-
-    def _background(self, coroutine: object) -> None:
-        task = asyncio.ensure_future(coroutine)  # type: ignore[call-overload]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not in the operator's loop (a test): the next sync starts from scratch anyway
+        if node in self.pool.nodes():
+            self.syncer(node).request(full=True)
 
     def _report(self, report: SyncReport) -> None:
         if not report.error:

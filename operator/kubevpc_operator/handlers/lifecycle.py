@@ -104,8 +104,13 @@ if config.active().discovery:
         return {name: dict(labels)}
 
     @kopf.on.event("pods", labels=_DISCOVERY.selector_labels())
-    def agent_pod_event(*, event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        """Track the agent pod of every node: its IP (host network) and the configured port."""
+    async def agent_pod_event(
+        *, event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+    ) -> None:
+        """Track the agent pod of every node: its IP (host network) and the configured port.
+
+        Async so it runs in the operator's loop (kopf runs sync handlers in threads).
+        """
         fabric: Fabric | None = memo.get("fabric")
         node = body.get("spec", {}).get("nodeName")
         if fabric is None or not node:
