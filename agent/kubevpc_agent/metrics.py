@@ -11,6 +11,10 @@ conventions: ``kubevpc_`` prefix, base units, ``_total`` on counters.
   ``kubevpc_graph_dropped_packets_total{node}``: what the runtime saw per node;
 * ``kubevpc_port_{rx,tx}_{packets,bytes}_total{port,ifname}`` and
   ``kubevpc_port_{rx,tx}_dropped_packets_total{port,ifname}``;
+* ``kubevpc_table_capacity{table}``, ``kubevpc_table_entries{table}``: dataplane tables
+  (``conntrack_table``, ``nat_portmap_table``, ``nat_portoverload_table``), dpservice's saturation;
+* ``kubevpc_nat_used_ports{interface}``: NAT ports in use per interface (dpservice's
+  ``/dp_service/nat/used_port_count``, one per NATed flow);
 * ``kubevpc_dataplane_up``, ``kubevpc_dataplane_loops_total``, ``kubevpc_dataplane_busy_seconds_total``,
   ``kubevpc_dataplane_commands_total``, ``kubevpc_dataplane_pool_slots{state}``.
 """
@@ -57,6 +61,7 @@ class DataplaneCollector(Collector):
         yield from self._ports(snap)
         yield from self._nodes(snap)
         yield from self._worker(snap)
+        yield from self._tables(snap)
 
     @staticmethod
     def _ports(snap: DataplaneSnapshot) -> Iterator[Metric]:
@@ -85,6 +90,23 @@ class DataplaneCollector(Collector):
             calls.add_metric([n.node], n.calls)
             drops.add_metric([n.node], n.drops)
         yield from (packets, calls, drops)
+
+    @staticmethod
+    def _tables(snap: DataplaneSnapshot) -> Iterator[Metric]:
+        capacity = GaugeMetricFamily(
+            "kubevpc_table_capacity", "Entries a dataplane table can hold", labels=["table"]
+        )
+        entries = GaugeMetricFamily("kubevpc_table_entries", "Entries in a dataplane table", labels=["table"])
+        for table, (cap, used) in sorted(snap.tables.items()):
+            capacity.add_metric([table], cap)
+            entries.add_metric([table], used)
+        yield from (capacity, entries)
+        nat = GaugeMetricFamily(
+            "kubevpc_nat_used_ports", "NAT gateway ports in use by an interface's flows", labels=["interface"]
+        )
+        for iface, value in sorted(snap.interfaces.get("nat_used_ports", {}).items()):
+            nat.add_metric([iface], value)
+        yield nat
 
     @staticmethod
     def _worker(snap: DataplaneSnapshot) -> Iterator[Metric]:

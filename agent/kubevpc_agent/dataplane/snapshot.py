@@ -33,6 +33,8 @@ class DataplaneSnapshot:
     node_counters: tuple[tuple[str, str, int], ...] = ()  # (node, counter, value)
     nodes: tuple[NodeRuntime, ...] = ()
     worker: dict[str, float] = field(default_factory=dict)  # loop figures, pool use, commands
+    tables: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (capacity, entries)
+    interfaces: dict[str, dict[str, int]] = field(default_factory=dict)  # figure -> interface id -> value
 
     def port(self, device: str) -> PortCounters | None:
         return next((p for p in self.ports if p.device == device), None)

@@ -57,6 +57,27 @@ class Ageing(Protocol):
     def age(self, now: float) -> None: ...
 
 
+class CommandHook(Protocol):
+    """A node whose state a table command invalidates (conntrack purges flows of deleted objects).
+
+    Called before the command is applied, with the replica as it still is.
+    """
+
+    def before_command(self, command: object, state: AgentState) -> None: ...
+
+
+class TableFigures(Protocol):
+    """A node reporting table occupancy for the metrics: table -> (capacity, entries)."""
+
+    def table_figures(self) -> dict[str, tuple[int, int]]: ...
+
+
+class PortFigures(Protocol):
+    """A node reporting per-port figures for the metrics: figure -> port id -> value."""
+
+    def port_figures(self) -> dict[str, dict[int, int]]: ...
+
+
 class Periodic(Protocol):
     """Emits frames on a timer (GARP, RA, unsolicited NA): ``dataplane/periodic.py``."""
 
@@ -107,6 +128,21 @@ class Worker:
         if self.options.periodic:
             self.periodic = PeriodicMessages(self.state, self.macs, self.ports, self.graph)
         self.ageing: list[Ageing] = [n for n in self.graph.nodes if callable(getattr(n, "age", None))]  # type: ignore[misc]
+        self.command_hooks: list[CommandHook] = [
+            n  # type: ignore[misc]
+            for n in self.graph.nodes
+            if callable(getattr(n, "before_command", None))
+        ]
+        self.table_reporting: list[TableFigures] = [
+            n  # type: ignore[misc]
+            for n in self.graph.nodes
+            if callable(getattr(n, "table_figures", None))
+        ]
+        self.port_reporting: list[PortFigures] = [
+            n  # type: ignore[misc]
+            for n in self.graph.nodes
+            if callable(getattr(n, "port_figures", None))
+        ]
         self.epoll = select.epoll()
         self._by_fd: dict[int, Port] = {}
         self._always: list[Port] = []  # ports without an fd (memory ports): polled every turn
@@ -216,6 +252,8 @@ class Worker:
         elif isinstance(message, Stop):
             self.stopping = True
         else:
+            for hook in self.command_hooks:
+                hook.before_command(message, self.state)
             self.state.apply(message)
             self.figures["commands"] += 1
 
@@ -275,7 +313,20 @@ class Worker:
         worker["pool_capacity"] = self.pool.capacity
         worker["pool_available"] = self.pool.available
         worker["state_version"] = self.state.version
-        return DataplaneSnapshot(tuple(ports), tuple(self.graph.counter_snapshot()), nodes, worker)
+        tables: dict[str, tuple[int, int]] = {}
+        for reporter in self.table_reporting:
+            tables.update(reporter.table_figures())
+        interfaces: dict[str, dict[str, int]] = {}
+        for port_reporter in self.port_reporting:
+            for figure, by_port in port_reporter.port_figures().items():
+                named = interfaces.setdefault(figure, {})
+                for port_id, value in by_port.items():
+                    iface = self.state.port_interface.get(port_id)
+                    if iface is not None:
+                        named[iface] = value
+        return DataplaneSnapshot(
+            tuple(ports), tuple(self.graph.counter_snapshot()), nodes, worker, tables, interfaces
+        )
 
     def close(self) -> None:
         self.epoll.close()

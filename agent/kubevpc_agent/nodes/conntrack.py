@@ -1,63 +1,110 @@
-"""conntrack: the flow stage between classification and the network functions (DPSERVICE.md §3.1, §4.12).
+"""conntrack: give every packet its flow, creating flows on first packets (DPSERVICE.md §3.1, §4.12).
 
 In:  IPv4/IPv6 packets from ``cls`` (VM traffic) and from ``ipip_decap`` (uplink traffic, already
      decapsulated, with ``vni``, ``vnf_type`` and ``tx_port`` set from the underlay address).
-Out: ``dhcp`` for IPv4 UDP to port 67 and ``dhcpv6`` for IPv6 UDP to port 547 from a VM;
-     VM traffic on to routing, ``ipv4_lookup`` / ``ipv6_lookup`` (dpservice: ``dnat`` first);
-     uplink traffic for an interface, alias prefix or LB prefix straight to ``tx`` on the port the
-     underlay belongs to (dpservice: ``firewall`` first); drop otherwise, counted per reason.
+Out: ``dhcp`` for IPv4 UDP to port 67 and ``dhcpv6`` for IPv6 UDP to port 547 (no flow); with
+     ``flow``/``flow_dir`` set: ``dnat`` for VM traffic and for VIP/NAT underlays, ``lb`` for
+     load-balancer underlays, ``firewall`` for interface, alias-prefix and LB-prefix underlays
+     (delivered to the VM, not routed); drop otherwise, counted per reason.
 
-What is here today is dpservice's protocol gate: only TCP, UDP, ICMP and ICMPv6 pass, ICMP only as
-echo or as destination-unreachable with codes 2, 3, 4 (DPSERVICE.md §4.5). Flow tracking (the flow
-table, TCP state, timeouts) and the network-function nodes it dispatches to (``dnat``, ``lb``,
-``firewall``) belong to the network-functions issue; until they exist, uplink traffic for a VIP,
-a NAT slice or a load balancer has no stage to go to and is dropped as ``no_network_function``.
-Where they slot in: ``NEXT_NODES`` below names today's targets; each is one line to change.
+The gate (dpservice's): only TCP, UDP, ICMP and ICMPv6 pass, ICMP only as echo or as destination
+unreachable with codes 2, 3, 4 (§4.5). The flow key (``tables/conntrack.py``) is the packet's
+own, except that ICMP errors use the reversed embedded header, so they join the flow they report
+on; an error for no known flow is dropped (dpservice would create a flow from it). The key's VNF
+type: from an uplink NAT or LB_ALIAS_PFX as decapsulated, else 0; from a VM NAT when its
+(address, VNI) has a NAT gateway slice or the IPv6 destination is in 64:ff9b::/96, LB_ALIAS_PFX
+when the source is a /32 LB prefix of the port, else 0. VM packets leave with that key type in
+``vnf_type`` (so ``flow_hash`` matches dpservice's); uplink packets keep the decapsulated type.
+
+Per packet: ``last_seen`` is refreshed, TCP packets (except those arriving for a load balancer)
+drive the TCP state machine, and reply-direction packets of relayed flows (neighbour NAT, LB
+forward) are dropped. New flows beyond the table's capacity are dropped (``table_full``) and
+established flows are unaffected; a new flow whose reply key belongs to another flow is dropped
+(``key_conflict``).
+
+The worker calls :meth:`Conntrack.age` every second (expired flows go, NAT ports with them) and
+:meth:`Conntrack.before_command` before applying each table command, which removes the flows a
+deletion invalidates, as dpservice's gRPC handlers do (§1.4): DeleteInterface (flows created by
+its port or addressed to its IPv4 in its VNI), DeleteVip / DeleteNat (the port's VIP / NAT
+flows), DeleteNeighborNat (flows to that NAT IP and port range). ``lb`` moves the flows of a
+removed LB target itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from enum import IntEnum
+from ipaddress import IPv4Address
 
 import numpy as np
 import numpy.typing as npt
 
 from kubevpc_agent.graph.batch import L3, Batch
 from kubevpc_agent.graph.node import Node
-from kubevpc_agent.protocols import icmp, icmpv6, tcp, udp
+from kubevpc_agent.protocols import icmp, icmpv6, ipv4, tcp, udp
 from kubevpc_agent.protocols.ether import ETHER_LEN
 from kubevpc_agent.protocols.ipv4 import IPV4_LEN
 from kubevpc_agent.protocols.ipv6 import IPV6_LEN
+from kubevpc_agent.tables import commands as cmd
+from kubevpc_agent.tables.conntrack import (
+    KEY_WORDS,
+    NO_FLOW,
+    RELAYED,
+    Dir,
+    FlowTable,
+    KeyFields,
+    NatType,
+    slot_hash,
+)
 from kubevpc_agent.tables.model import VnfType
+from kubevpc_agent.tables.nat import NatView, is_nat64
 from kubevpc_agent.tables.port_table import PortTable
+from kubevpc_agent.tables.state import AgentState
 
 
 class Next(IntEnum):
     DROP = 0
     DHCP = 1
     DHCPV6 = 2
-    IPV4_LOOKUP = 3  # dpservice: dnat, then ipv4_lookup
-    IPV6_LOOKUP = 4  # dpservice: dnat, then ipv6_lookup
-    DELIVER = 5  # uplink traffic for a local interface; dpservice: firewall, then tx
+    DNAT = 3
+    FIREWALL = 4  # uplink traffic for a local interface, alias prefix or LB prefix
+    LB = 5  # uplink traffic for a load balancer
 
 
 class Counter(IntEnum):
+    """Drop reasons first (``reason = counter + 1`` inside ``process``), then flow figures."""
+
     UNSUPPORTED_PROTOCOL = 0
     ICMP_TYPE_DROPPED = 1
     DHCP_FROM_UPLINK = 2
-    NO_NETWORK_FUNCTION = 3
-    UNDEFINED_UNDERLAY = 4
+    UNDEFINED_UNDERLAY = 3
+    BAD_ICMP_ERROR = 4
+    ICMP_ERROR_NO_FLOW = 5
+    TABLE_FULL = 6
+    KEY_CONFLICT = 7
+    RELAYED_REPLY = 8
+    FLOWS_CREATED = 9
+    FLOWS_EXPIRED = 10
+    FLOWS_PURGED = 11
 
 
 COUNTER_HELP: Mapping[IntEnum, str] = {
     Counter.UNSUPPORTED_PROTOCOL: "Packets whose IP protocol is not TCP, UDP, ICMP or ICMPv6",
     Counter.ICMP_TYPE_DROPPED: "ICMP other than echo and destination unreachable (codes 2, 3, 4)",
     Counter.DHCP_FROM_UPLINK: "DHCP/DHCPv6 server-port packets arriving through an uplink",
-    Counter.NO_NETWORK_FUNCTION: "Uplink packets for a VIP, NAT or LB underlay (no such stage yet)",
     Counter.UNDEFINED_UNDERLAY: "Uplink packets whose underlay type is undefined",
+    Counter.BAD_ICMP_ERROR: "ICMP errors whose embedded header is truncated or not TCP/UDP",
+    Counter.ICMP_ERROR_NO_FLOW: "ICMP errors about no tracked flow",
+    Counter.TABLE_FULL: "First packets of new flows refused: the flow table is full",
+    Counter.KEY_CONFLICT: "First packets of new flows whose reply key belongs to another flow",
+    Counter.RELAYED_REPLY: "Reply-direction packets of relayed flows (neighbour NAT, LB forward)",
+    Counter.FLOWS_CREATED: "Flows created",
+    Counter.FLOWS_EXPIRED: "Flows removed by ageing",
+    Counter.FLOWS_PURGED: "Flows removed because their interface, VIP, NAT or neighbour NAT went",
 }
 
+N_REASONS = Counter.RELAYED_REPLY + 1  # counters 0..RELAYED_REPLY are drop reasons
 TRACKED = np.zeros(256, dtype=bool)
 TRACKED[[tcp.PROTO, udp.PROTO, icmp.PROTO, icmpv6.PROTO]] = True
 ICMP_FORWARDED = np.zeros(256, dtype=bool)
@@ -66,28 +113,44 @@ UNREACHABLE_CODE_FORWARDED = np.zeros(256, dtype=bool)
 UNREACHABLE_CODE_FORWARDED[list(icmp.FORWARDED_UNREACHABLE_CODES)] = True
 LOCAL_VNF = np.zeros(256, dtype=bool)  # underlay types delivered to a local port
 LOCAL_VNF[[VnfType.INTERFACE_IP, VnfType.ALIAS_PFX, VnfType.LB_ALIAS_PFX]] = True
-FUNCTION_VNF = np.zeros(256, dtype=bool)  # underlay types that need dnat or lb
-FUNCTION_VNF[[VnfType.VIP, VnfType.NAT, VnfType.LB]] = True
+DNAT_VNF = np.zeros(256, dtype=bool)
+DNAT_VNF[[VnfType.VIP, VnfType.NAT]] = True
+KEPT_VNF = np.zeros(256, dtype=bool)  # uplink VNF types the flow key keeps (dp_mark_vnf_type)
+KEPT_VNF[[VnfType.NAT, VnfType.LB_ALIAS_PFX]] = True
 ICMP_CODE_AT = ETHER_LEN + IPV4_LEN + icmp.OFF_CODE  # in IPv6 (proto 1 there is odd but legal) 20 bytes later
 ICMP_CODE_V6_SHIFT = IPV6_LEN - IPV4_LEN
+EMBEDDED_AT = ETHER_LEN + IPV4_LEN + icmp.ICMP_LEN  # the IPv4 header inside an ICMP error
+EMBEDDED_LEN = IPV4_LEN + 4  # its header and the transport ports
+TCP_FLAGS_V4 = ETHER_LEN + IPV4_LEN + tcp.OFF_FLAGS
+TCP_FLAGS_V6 = ETHER_LEN + IPV6_LEN + tcp.OFF_FLAGS
+_S16, _S32 = np.uint64(16), np.uint64(32)
 
 
 class Conntrack(Node):
-    """Protocol gate and dispatch; see the module docstring."""
+    """Flow tracking and dispatch; see the module docstring."""
 
     name = "conntrack"
     NEXT_NODES = {
         Next.DHCP: "dhcp",
         Next.DHCPV6: "dhcpv6",
-        Next.IPV4_LOOKUP: "ipv4_lookup",
-        Next.IPV6_LOOKUP: "ipv6_lookup",
-        Next.DELIVER: "tx",
+        Next.DNAT: "dnat",
+        Next.FIREWALL: "firewall",
+        Next.LB: "lb",
     }
     COUNTER_HELP = COUNTER_HELP
 
-    def __init__(self, ports: PortTable) -> None:
+    def __init__(
+        self,
+        ports: PortTable,
+        flows: FlowTable,
+        nat: NatView,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.ports = ports
+        self.flows = flows
+        self.nat = nat
+        self.clock = clock
 
     def process(self, batch: Batch) -> npt.NDArray[np.intp]:
         ports = self.ports
@@ -107,9 +170,9 @@ class Conntrack(Node):
             codes = batch.read(ICMP_CODE_AT, ICMP_CODE_V6_SHIFT + 1)
             code = np.where(v4, codes[:, 0], codes[:, ICMP_CODE_V6_SHIFT])
             icmp_type = batch.sport.astype(np.intp) & 0xFF
+            unreachable = icmp_type == icmp.IcmpType.DEST_UNREACHABLE
             icmp_ok = ~is_icmp | (
-                ICMP_FORWARDED[icmp_type]
-                & ((icmp_type != icmp.IcmpType.DEST_UNREACHABLE) | UNREACHABLE_CODE_FORWARDED[code])
+                ICMP_FORWARDED[icmp_type] & (~unreachable | UNREACHABLE_CODE_FORWARDED[code])
             )
         vnf = batch.vnf_type
         reason = np.select(
@@ -117,22 +180,173 @@ class Conntrack(Node):
                 ~TRACKED[proto],
                 ~icmp_ok,
                 from_pf & (dhcp | dhcpv6),
-                from_pf & FUNCTION_VNF[vnf],
-                from_pf & ~LOCAL_VNF[vnf],
+                from_pf & ~LOCAL_VNF[vnf] & ~DNAT_VNF[vnf] & (vnf != VnfType.LB),
             ],
             [
                 Counter.UNSUPPORTED_PROTOCOL + 1,
                 Counter.ICMP_TYPE_DROPPED + 1,
                 Counter.DHCP_FROM_UPLINK + 1,
-                Counter.NO_NETWORK_FUNCTION + 1,
                 Counter.UNDEFINED_UNDERLAY + 1,
             ],
             0,
         )
+        track = np.flatnonzero((reason == 0) & ~dhcp & ~dhcpv6)
+        if len(track):
+            reason[track] = self._track(
+                batch.select(track) if len(track) < len(batch) else batch, track, batch
+            )
         edges = np.select(
-            [reason > 0, dhcp, dhcpv6, from_pf, v4],
-            [Next.DROP, Next.DHCP, Next.DHCPV6, Next.DELIVER, Next.IPV4_LOOKUP],
-            Next.IPV6_LOOKUP,
+            [reason > 0, dhcp, dhcpv6, ~from_pf, LOCAL_VNF[vnf], vnf == VnfType.LB],
+            [Next.DROP, Next.DHCP, Next.DHCPV6, Next.DNAT, Next.FIREWALL, Next.LB],
+            Next.DNAT,
         ).astype(np.intp)
-        self.counters += np.bincount(reason, minlength=len(Counter) + 1)[1:].astype(np.uint64)
+        self.counters[:N_REASONS] += np.bincount(reason, minlength=N_REASONS + 1)[1:].astype(np.uint64)
         return edges
+
+    # --- flows -------------------------------------------------------------------------------------
+
+    def _track(self, sub: Batch, rows: npt.NDArray[np.intp], batch: Batch) -> npt.NDArray[np.int64]:
+        """Resolve the flows of ``sub`` (= ``batch`` at ``rows``); returns a drop reason per row."""
+        flows, nat = self.flows, self.nat
+        nat.refresh()
+        n = len(sub)
+        from_pf = self.ports.is_pf[self.ports.index(sub.rx_port)[0]]
+        v4 = sub.l3 == L3.IPV4
+        # the key's VNF type (dpservice dp_mark_vnf_type)
+        snat = nat.snat(sub.vni, sub.src_lo)
+        has_nat = nat.snat_nat_ip[snat] != 0  # MISS reads the zero pad entry
+        vm_type = np.where(
+            v4,
+            np.where(
+                has_nat,
+                VnfType.NAT,
+                np.where(nat.is_lb_prefix(sub.rx_port, sub.src_lo), VnfType.LB_ALIAS_PFX, 0),
+            ),
+            np.where(is_nat64(sub.dst_hi, sub.dst_lo), VnfType.NAT, 0),
+        )
+        key_vnf = np.where(from_pf, np.where(KEPT_VNF[sub.vnf_type], sub.vnf_type, 0), vm_type).astype(
+            np.uint8
+        )
+
+        words = [sub.src_hi, sub.src_lo, sub.dst_hi, sub.dst_lo, _ports_word(sub.vni, sub.sport, sub.dport)]
+        words.append(
+            (sub.l3.astype(np.uint64) << _S16) | (key_vnf.astype(np.uint64) << np.uint64(8)) | sub.proto
+        )
+        reason = np.zeros(n, dtype=np.int64)
+        error = (sub.proto == icmp.PROTO) & v4 & ((sub.sport & 0xFF) == icmp.IcmpType.DEST_UNREACHABLE)
+        if error.any():
+            words = [w.copy() for w in words]
+            reason[error] = self._error_keys(sub, np.flatnonzero(error), words)
+        keys = np.empty((n, KEY_WORDS), dtype=np.uint64)
+        for i, w in enumerate(words):
+            keys[:, i] = w
+        hashed = slot_hash(words)
+        now = self.clock()
+        flow = np.full(n, NO_FLOW, dtype=np.int64)
+        direction = np.zeros(n, dtype=np.uint8)
+        if error.any():
+            e = np.flatnonzero(error & (reason == 0))
+            found, found_dir = flows.lookup(keys[e], hashed[e])
+            flow[e], direction[e] = found, found_dir
+            reason[e[found == NO_FLOW]] = Counter.ICMP_ERROR_NO_FLOW + 1
+        new = np.flatnonzero(~error)
+        resolved = flows.resolve(keys[new], now, sub.rx_port[new], hashed[new])
+        flow[new], direction[new] = resolved.flow, resolved.dir
+        r = reason[new]
+        r[resolved.full] = Counter.TABLE_FULL + 1
+        r[resolved.conflict] = Counter.KEY_CONFLICT + 1
+        reason[new] = r
+        self.count(Counter.FLOWS_CREATED, int(np.count_nonzero(resolved.created)))
+
+        ok = flow != NO_FLOW  # every refused packet has its reason by now
+        f = np.where(ok, flow, 0)
+        flows.last_seen[flow[ok]] = now
+        relayed_reply = ok & (direction == Dir.REPLY) & np.isin(flows.nat_type[f], RELAYED)
+        reason[relayed_reply] = Counter.RELAYED_REPLY + 1
+        # TCP state: the packet itself is TCP (not an ICMP error about TCP), not for a load balancer
+        is_tcp = ok & (sub.proto == tcp.PROTO) & (sub.vnf_type != VnfType.LB) & (reason == 0)
+        if is_tcp.any():
+            t = np.flatnonzero(is_tcp)
+            tcp_bytes = sub.select(t).read(TCP_FLAGS_V4, TCP_FLAGS_V6 - TCP_FLAGS_V4 + 1)
+            tcp_flags = np.where(v4[t], tcp_bytes[:, 0], tcp_bytes[:, -1]).astype(np.uint8)
+            flows.track_tcp(flow[t], direction[t], tcp_flags)
+
+        batch.flow[rows] = np.where(reason == 0, flow, NO_FLOW)
+        batch.flow_dir[rows] = direction
+        batch.vnf_type[rows] = np.where(from_pf, sub.vnf_type, key_vnf)
+        return reason
+
+    def _error_keys(
+        self, sub: Batch, err: npt.NDArray[np.intp], words: list[npt.NDArray[np.uint64]]
+    ) -> npt.NDArray[np.int64]:
+        """Key words of ICMP errors from their embedded header, reversed; reason for bad ones."""
+        emb = sub.select(err).read(EMBEDDED_AT, EMBEDDED_LEN)
+        length = sub.length[err]
+        e_proto = emb[:, ipv4.OFF_PROTO]
+        e_src = emb[:, ipv4.OFF_SRC : ipv4.OFF_SRC + 4].copy().view(">u4").reshape(-1).astype(np.uint64)
+        e_dst = emb[:, ipv4.OFF_DST : ipv4.OFF_DST + 4].copy().view(">u4").reshape(-1).astype(np.uint64)
+        e_sport = (emb[:, 20].astype(np.uint16) << np.uint16(8)) | emb[:, 21]
+        e_dport = (emb[:, 22].astype(np.uint16) << np.uint16(8)) | emb[:, 23]
+        bad = (
+            (length < EMBEDDED_AT + EMBEDDED_LEN)
+            | (emb[:, 0] != 0x45)
+            | ((e_proto != tcp.PROTO) & (e_proto != udp.PROTO))
+            | (e_sport == 0)
+            | (e_dport == 0)
+        )
+        words[1][err] = e_dst
+        words[3][err] = e_src
+        words[4][err] = _ports_word(sub.vni[err], e_dport, e_sport)
+        words[5][err] = (words[5][err] & ~np.uint64(0xFF)) | e_proto
+        return np.where(bad, Counter.BAD_ICMP_ERROR + 1, 0).astype(np.int64)
+
+    # --- timers and table commands -------------------------------------------------------------------
+
+    def age(self, now: float) -> None:
+        """Remove expired flows (the worker calls this every second)."""
+        self.count(Counter.FLOWS_EXPIRED, self.flows.age(now))
+
+    def before_command(self, command: object, state: AgentState) -> None:
+        """Remove the flows a table command is about to invalidate (dpservice's gRPC handlers)."""
+        flows = self.flows
+        mask: npt.NDArray[np.bool_] | None = None
+        if isinstance(command, cmd.DeleteInterface):
+            iface = state.interfaces.get(command.interface_id)
+            if iface is not None:
+                mask = flows.created_port == iface.port_id
+                if iface.ipv4 is not None:
+                    orig = KeyFields.of(flows.keys[0::2])
+                    mask |= (orig.vni == iface.vni) & (orig.l3 == L3.IPV4) & (orig.dst_lo == int(iface.ipv4))
+        elif isinstance(command, (cmd.DeleteVip, cmd.DeleteNat)):
+            iface = state.interfaces.get(command.interface_id)
+            if iface is not None:
+                kind = NatType.VIP if isinstance(command, cmd.DeleteVip) else NatType.NETWORK_LOCAL
+                mask = (flows.created_port == iface.port_id) & (flows.nat_type == kind)
+        elif isinstance(command, cmd.DeleteNeighborNat):
+            mask = np.zeros(flows.capacity, dtype=bool)
+            for d in (Dir.ORIGINAL, Dir.REPLY):
+                k = KeyFields.of(flows.keys[d::2])
+                mask |= (
+                    (k.vni == command.vni)
+                    & (k.l3 == L3.IPV4)
+                    & (k.dst_lo == int(IPv4Address(command.nat_ip)))
+                    & (k.dport >= command.min_port)
+                    & (k.dport < command.max_port)
+                )
+        if mask is not None:
+            gone = flows.flows_where(mask)
+            flows.remove(gone)
+            self.count(Counter.FLOWS_PURGED, len(gone))
+
+    def table_figures(self) -> dict[str, tuple[int, int]]:
+        """(capacity, entries) of the flow table, dpservice's ``conntrack_table`` saturation."""
+        return {"conntrack_table": (self.flows.capacity, self.flows.count)}
+
+
+def _ports_word(
+    vni: npt.NDArray[np.integer], sport: npt.NDArray[np.integer], dport: npt.NDArray[np.integer]
+) -> npt.NDArray[np.uint64]:
+    word: npt.NDArray[np.uint64] = vni.astype(np.uint64) << _S32
+    word |= sport.astype(np.uint64) << _S16
+    word |= dport.astype(np.uint64)
+    return word

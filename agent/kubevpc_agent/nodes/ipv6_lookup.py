@@ -2,12 +2,12 @@
 
 In:  IPv6 packets with ``vni`` set (the interface's VNI for VM traffic, the underlay's VNI for
      uplink traffic; dpservice routes uplink traffic here only after ``dnat``).
-Out: ``tx`` when the route leads to a VM port: the Ethernet header is rewritten (dst = the VM's
-     learned MAC, src = the port's own MAC), ``tx_port`` set; ``ipip_encap`` when it leads to an
-     underlay next hop: ``nh_*`` = the route's next hop, ``tx_port`` = pf0 (dpservice has no
-     WCMP for the IPv6 overlay, §4.14); drop on a miss and for uplink-to-uplink routing.
-     dpservice sends both on through ``snat`` and ``firewall``; those slot in front of tx/encap
-     with the network-functions issue.
+Out: ``snat`` (then ``firewall``, ``tx`` / ``ipip_encap``), as dpservice: towards a VM port the
+     Ethernet header is rewritten (dst = the VM's learned MAC, src = the port's own MAC),
+     ``tx_port`` set; towards an underlay next hop ``nh_*`` = the route's next hop, ``tx_port`` =
+     pf0 (dpservice has no WCMP for the IPv6 overlay, §4.14); a default route marks the packet
+     south-north (NAT64); drop on a miss and for uplink-to-uplink routing. The edges keep their
+     names (TX, IPIP_ENCAP) and counters; both lead to ``snat``.
 The hop limit is not decremented (dpservice does not either).
 """
 
@@ -52,7 +52,7 @@ class Ipv6Lookup(Node):
     """IPv6 routing; see the module docstring."""
 
     name = "ipv6_lookup"
-    NEXT_NODES = {Next.TX: "tx", Next.IPIP_ENCAP: "ipip_encap"}
+    NEXT_NODES = {Next.TX: "snat", Next.IPIP_ENCAP: "snat"}  # snat → firewall → tx / ipip_encap
     COUNTER_HELP = COUNTER_HELP
 
     def __init__(self, lpm: Lpm6, ports: PortTable, macs: PortMacs) -> None:

@@ -87,6 +87,15 @@ class Dir(IntEnum):
     REPLY = 1
 
 
+class PacketMark(IntFlag):
+    """High bits of the batch's ``nat`` column: per-packet facts later nodes act on.
+
+    (The low bits carry ``lb``'s recirculation mark, ``NatType.LB_RECIRC``, compared exactly.)
+    """
+
+    SOUTH_NORTH = 0x80  # routed by a default route (set by the lookups; enables SNAT and NAT64)
+
+
 class FlowFlag(IntFlag):
     """What network functions did to a flow; dpservice's ``DP_FLOW_FLAG_*`` bits."""
 
@@ -530,7 +539,15 @@ class FlowTable:
         self.max_probe = int((pos - home).max(initial=0))
 
     def rekey_reply(self, flows: I64, reply: Keys) -> Bools:
-        """Replace the reply keys of ``flows`` (NAT); False where the new key belongs to another flow."""
+        """Replace the reply keys of ``flows`` (NAT); False where the new key belongs to another flow.
+
+        A flow listed twice takes the first of its keys (both rows report that key's outcome).
+        """
+        unique, first, inverse = np.unique(flows, return_index=True, return_inverse=True)
+        if len(unique) < len(flows):
+            ok_once = self.rekey_reply(unique, reply[first])
+            again: Bools = ok_once[inverse.reshape(-1)]
+            return again
         taken, _ = self.lookup(reply)
         ok: Bools = (taken == NO_FLOW) | (taken == flows)
         flows, reply = flows[ok], reply[ok]
@@ -578,45 +595,67 @@ class FlowTable:
     # --- TCP ---------------------------------------------------------------------------------------
 
     def track_tcp(self, flows: I64, direction: U8, tcp_flags: U8) -> None:
-        """dpservice's TCP state machine for one packet per flow (``dp_cntrack_tcp_state``).
+        """dpservice's TCP state machine (``dp_cntrack_tcp_state``), one row per TCP packet.
 
         Any RST → RST_FIN; any FIN → FINWAIT if ESTABLISHED else RST_FIN; otherwise an exact SYN
         from NONE/RST_FIN → NEW_SYN (remembering the direction), an exact SYN|ACK from the other
-        direction → NEW_SYNACK, an exact ACK from the SYN's direction → ESTABLISHED. The timeout is
-        re-evaluated: 24 h when ESTABLISHED, ``--flow-timeout`` otherwise. Call it with at most one
-        packet per flow (vectorized updates keep only one write per flow).
+        direction → NEW_SYNACK, an exact ACK from the SYN's direction → ESTABLISHED. The timeout
+        follows the state: 24 h when ESTABLISHED, ``--flow-timeout`` otherwise.
+
+        Packets of one flow apply in batch order. Each round applies, per flow, the first packet
+        that changes something; packets before it changed nothing and are done, and a flow whose
+        packets change nothing is done. Rounds are bounded by the state changes in the batch (a
+        handful), not by its packets: an established stream costs one vectorized pass.
         """
-        if len(flows) == 0:
-            return
-        state = self.tcp_state[flows]
-        syn_dir = self.first_syn_dir[flows]
-        rst = (tcp_flags & tcp.TcpFlags.RST) != 0
-        fin = (tcp_flags & tcp.TcpFlags.FIN) != 0
-        only_syn = tcp_flags == tcp.TcpFlags.SYN
-        only_synack = tcp_flags == (tcp.TcpFlags.SYN | tcp.TcpFlags.ACK)
-        only_ack = tcp_flags == tcp.TcpFlags.ACK
-        opening = (state == TcpState.NONE) | (state == TcpState.RST_FIN)
-        new_state = np.select(
-            [
-                rst,
-                fin & (state == TcpState.ESTABLISHED),
-                fin,
-                opening & only_syn,
-                (state == TcpState.NEW_SYN) & only_synack & (direction != syn_dir),
-                (state == TcpState.NEW_SYNACK) & only_ack & (direction == syn_dir),
-            ],
-            [
-                TcpState.RST_FIN,
-                TcpState.FINWAIT,
-                TcpState.RST_FIN,
-                TcpState.NEW_SYN,
-                TcpState.NEW_SYNACK,
-                TcpState.ESTABLISHED,
-            ],
-            state,
-        ).astype(np.uint8)
-        self.first_syn_dir[flows] = np.where(opening & only_syn & ~rst & ~fin, direction, syn_dir)
-        self.tcp_state[flows] = new_state
-        self.timeout[flows] = np.where(
-            new_state == TcpState.ESTABLISHED, ESTABLISHED_TCP_TIMEOUT, self.flow_timeout
-        ).astype(np.uint32)
+        rows = np.arange(len(flows))
+        while len(rows):
+            f = flows[rows]
+            state = self.tcp_state[f]
+            syn_dir = self.first_syn_dir[f]
+            new_state, new_syn_dir = _tcp_next(state, syn_dir, direction[rows], tcp_flags[rows])
+            changes = (new_state != state) | (new_syn_dir != syn_dir)
+            if not changes.any():
+                return
+            candidates = np.flatnonzero(changes)
+            changed_flows, first = np.unique(f[candidates], return_index=True)
+            pick = candidates[first]
+            self.tcp_state[changed_flows] = new_state[pick]
+            self.first_syn_dir[changed_flows] = new_syn_dir[pick]
+            self.timeout[changed_flows] = np.where(
+                new_state[pick] == TcpState.ESTABLISHED, ESTABLISHED_TCP_TIMEOUT, self.flow_timeout
+            ).astype(np.uint32)
+            # go on with the packets after the applied one, for the flows that changed
+            at = np.minimum(np.searchsorted(changed_flows, f), len(changed_flows) - 1)
+            later = (changed_flows[at] == f) & (rows > rows[pick][at])
+            rows = rows[later]
+
+
+def _tcp_next(state: U8, syn_dir: U8, direction: U8, tcp_flags: U8) -> tuple[U8, U8]:
+    """State and SYN direction after one packet (see :meth:`FlowTable.track_tcp`)."""
+    rst = (tcp_flags & tcp.TcpFlags.RST) != 0
+    fin = (tcp_flags & tcp.TcpFlags.FIN) != 0
+    only_syn = tcp_flags == tcp.TcpFlags.SYN
+    only_synack = tcp_flags == (tcp.TcpFlags.SYN | tcp.TcpFlags.ACK)
+    only_ack = tcp_flags == tcp.TcpFlags.ACK
+    opening = (state == TcpState.NONE) | (state == TcpState.RST_FIN)
+    new_state: U8 = np.select(
+        [
+            rst,
+            fin & (state == TcpState.ESTABLISHED),
+            fin,
+            opening & only_syn,
+            (state == TcpState.NEW_SYN) & only_synack & (direction != syn_dir),
+            (state == TcpState.NEW_SYNACK) & only_ack & (direction == syn_dir),
+        ],
+        [
+            TcpState.RST_FIN,
+            TcpState.FINWAIT,
+            TcpState.RST_FIN,
+            TcpState.NEW_SYN,
+            TcpState.NEW_SYNACK,
+            TcpState.ESTABLISHED,
+        ],
+        state,
+    ).astype(np.uint8)
+    new_syn_dir: U8 = np.where(opening & only_syn, direction, syn_dir).astype(np.uint8)
+    return new_state, new_syn_dir

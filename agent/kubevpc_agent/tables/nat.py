@@ -70,7 +70,11 @@ def is_nat64(hi: U64, lo: U64) -> Bools:
 
 
 class NatView:
-    """VIP/NAT/neighbour-NAT/LB-prefix facts as sorted arrays; see the module docstring."""
+    """VIP/NAT/neighbour-NAT/LB-prefix facts as sorted arrays; see the module docstring.
+
+    Lookups return an entry index or MISS (-1); the value arrays (``snat_vip`` ...) have a zero
+    entry at the end, so indexing them with MISS reads zeros and needs no masking.
+    """
 
     def __init__(self, state: AgentState) -> None:
         self.state = state
@@ -82,15 +86,18 @@ class NatView:
         if state.version == self._version:
             return
         self._version = state.version
+        # value arrays carry one zero entry past the end: index MISS (-1) reads "nothing"
         snat = sorted((int(ip) | (vni << 32), e) for (ip, vni), e in state.snat.items())
         self.snat_key = np.array([k for k, _ in snat], dtype=np.uint64)
-        self.snat_vip = np.array([int(e.vip or 0) for _, e in snat], dtype=np.uint32)
-        self.snat_nat_ip = np.array([int(e.nat.nat_ip) if e.nat else 0 for _, e in snat], dtype=np.uint32)
-        self.snat_min = np.array([e.nat.min_port if e.nat else 0 for _, e in snat], dtype=np.uint16)
-        self.snat_max = np.array([e.nat.max_port if e.nat else 0 for _, e in snat], dtype=np.uint16)
+        self.snat_vip = np.array([int(e.vip or 0) for _, e in snat] + [0], dtype=np.uint32)
+        self.snat_nat_ip = np.array(
+            [int(e.nat.nat_ip) if e.nat else 0 for _, e in snat] + [0], dtype=np.uint32
+        )
+        self.snat_min = np.array([e.nat.min_port if e.nat else 0 for _, e in snat] + [0], dtype=np.uint16)
+        self.snat_max = np.array([e.nat.max_port if e.nat else 0 for _, e in snat] + [0], dtype=np.uint16)
         dnat = sorted((int(ip) | (vni << 32), int(target or 0)) for (ip, vni), target in state.dnat.items())
         self.dnat_key = np.array([k for k, _ in dnat], dtype=np.uint64)
-        self.dnat_ip = np.array([t for _, t in dnat], dtype=np.uint32)  # 0: a NAT IP (no 1:1 target)
+        self.dnat_ip = np.array([t for _, t in dnat] + [0], dtype=np.uint32)  # 0: a NAT IP (no 1:1 target)
         # per port: the interface's NAT (NAT64 uses it whatever the source address)
         size = max(state.ports, default=-1) + 1
         self.port_nat_ip = np.zeros(size, dtype=np.uint32)
@@ -194,6 +201,10 @@ class NatRequest:
     min_port: U16
     max_port: U16
 
+    def take(self, rows: npt.NDArray[np.intp] | Bools) -> NatRequest:
+        """The request rows at ``rows``."""
+        return NatRequest(**{name: getattr(self, name)[rows] for name in NatRequest.__dataclass_fields__})
+
 
 class NatPorts:
     """The NAT gateway's port allocation state; see the module docstring."""
@@ -269,28 +280,44 @@ class NatPorts:
             return
         orig = KeyFields.of(table.keys[2 * own])
         reply = KeyFields.of(table.keys[2 * own + 1])
-        v6 = orig.l3 == 2  # L3.IPV6
+        v6 = orig.l3 == 2  # L3.IPV6: a NAT64 flow, its IPv4 destination is the address's last 32 bits
         is_icmp = (orig.proto == icmp.PROTO) | (orig.proto == icmpv6.PROTO)
-        dst_ip = np.where(v6, orig.dst_lo & np.uint64(MASK32), orig.dst_lo).tolist()
-        src = ((orig.src_hi.astype(object) << 64) | orig.src_lo.astype(object)).tolist()
-        src_port = np.where(is_icmp, orig.dport, orig.sport).tolist()
+        req = NatRequest(
+            port=table.created_port[own],
+            vni=table.nf_vni[own],
+            src_hi=orig.src_hi,
+            src_lo=orig.src_lo,
+            is_v6=v6,
+            src_port=np.where(is_icmp, orig.dport, orig.sport).astype(np.uint16),
+            dst_ip=(orig.dst_lo & np.uint64(MASK32)).astype(np.uint32),
+            dst_port=orig.dport,
+            proto=orig.proto,
+            nat_ip=reply.dst_lo.astype(np.uint32),
+            min_port=np.zeros(len(own), np.uint16),
+            max_port=np.zeros(len(own), np.uint16),
+        )
+        self.free(req, reply.dport.astype(np.int64))
+
+    def free(self, req: NatRequest, nat_port: I64) -> None:
+        """Undo :meth:`allocate` for rows of ``req`` that got ``nat_port``."""
+        src = ((req.src_hi.astype(object) << 64) | req.src_lo.astype(object)).tolist()
         rows = zip(
-            table.nf_vni[own].tolist(),
+            req.vni.tolist(),
             src,
-            v6.tolist(),
-            src_port,
-            dst_ip,
-            orig.dport.tolist(),
-            orig.proto.tolist(),
-            reply.dst_lo.tolist(),
-            reply.dport.tolist(),
-            table.created_port[own].tolist(),
+            req.is_v6.tolist(),
+            req.src_port.tolist(),
+            req.dst_ip.tolist(),
+            req.dst_port.tolist(),
+            req.proto.tolist(),
+            req.nat_ip.tolist(),
+            nat_port.tolist(),
+            req.port.tolist(),
             strict=True,
         )
         portmap, overload = self.portmap, self.overload
-        for vni, addr, v6_, sport, dst, dport, proto, nat_ip, nat_port, vm_port in rows:
-            overload.discard(self._overload_key(nat_ip, nat_port, dst, dport, proto))
-            pkey = (vni, addr, int(v6_), sport)
+        for vni, addr, v6, sport, dst, dport, proto, nat_ip, port, vm_port in rows:
+            overload.discard(self._overload_key(nat_ip, port, dst, dport, proto))
+            pkey = (vni, addr, int(v6), sport)
             entry = portmap.get(pkey)
             if entry is not None:
                 entry[1] -= 1

@@ -2,9 +2,11 @@
 
 Given each packet's matched route (or MISS) and the uplink each underlay-bound packet would take,
 ``resolve_routes`` writes ``tx_port``, the underlay next hop (``nh_*``) and, towards a VM, the
-Ethernet header (dst = the VM's learned MAC, src = the out port's own MAC), and reports which
-packets go to the underlay and why the others are dropped. Packets arriving from an uplink are
-never routed back to the underlay (dpservice drops routed PF→PF traffic).
+Ethernet header (dst = the VM's learned MAC, src = the out port's own MAC), marks packets a
+default route matched as south-north (``PacketMark.SOUTH_NORTH`` in ``nat``: ``snat`` translates
+only those, §4.6), and reports which packets go to the underlay and why the others are dropped.
+Packets arriving from an uplink are never routed back to the underlay (dpservice drops routed
+PF→PF traffic).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kubevpc_agent.graph.batch import Batch
+from kubevpc_agent.tables.conntrack import PacketMark
 from kubevpc_agent.tables.lpm import RouteTargets
 from kubevpc_agent.tables.model import NextHopKind
 from kubevpc_agent.tables.port_table import PortTable
@@ -25,6 +28,7 @@ from kubevpc_agent.tables.vm_mac import PortMacs
 
 BoolArray = npt.NDArray[np.bool_]
 UNDERLAY = int(NextHopKind.UNDERLAY)
+_SOUTH_NORTH = np.uint8(PacketMark.SOUTH_NORTH)
 
 
 class RouteCounter(IntEnum):
@@ -84,6 +88,9 @@ def resolve_routes(
     batch.tx_port = (
         out.astype(np.int16) if not any_bad else np.where(bad, batch.tx_port, out).astype(np.int16)
     )
+    default_route = targets.length[route] == 0
+    if default_route.any():
+        batch.nat = batch.nat | np.where(default_route, _SOUTH_NORTH, 0).astype(np.uint8)
     counts = np.zeros(len(RouteCounter), dtype=np.uint64)
     if any_underlay:
         batch.nh_hi = np.where(to_underlay, targets.nh_hi[route], batch.nh_hi)
