@@ -4,8 +4,8 @@ Agents are found in one of two ways:
 - local mode: ``--agent node-a=127.0.0.1:1337`` (repeatable), ``KUBEVPC_AGENTS="node-a=...,node-b=..."``
   or a YAML file (``--agents-file``): ``{node-a: 127.0.0.1:1337}`` or
   ``{node-a: {address: "[fd00::1]:1337", labels: {zone: a}}}``;
-- discovery (when no agent is configured): the agent pods (host network) matching
-  ``--agent-selector``; the node's agent is at ``<pod IP>:<--agent-port>``.
+- discovery (when no agent is configured): the agent pods (host network) in ``--agent-namespace``
+  matching ``--agent-selector``; the node's agent is at ``<pod IP>:<--agent-port>``.
 
 Leader election: with ``--peering NAME`` several replicas use kopf peering (a ``ClusterKopfPeering``
 or ``KopfPeering`` object of that name must exist); the replica with the highest priority is active,
@@ -37,6 +37,8 @@ class ConfigError(ValueError):
 class Settings:
     agents: Mapping[str, Endpoint] = field(default_factory=dict)  # local mode: node -> endpoint
     agent_selector: str = DEFAULT_AGENT_SELECTOR  # discovery: label selector of the agent pods
+    agent_namespace: str = ""  # discovery: namespace of the agent pods ("" = every namespace)
+    discovery_interval: float = 5.0  # seconds between listings of the agent pods
     agent_port: int = DEFAULT_AGENT_PORT
     tls: TlsFiles | None = None  # mutual TLS towards the agents
     rpc_timeout: float = 10.0  # seconds per agent call
@@ -83,6 +85,8 @@ class Settings:
         return cls(
             agents=agents,
             agent_selector=args.agent_selector,
+            agent_namespace=args.agent_namespace,
+            discovery_interval=args.discovery_interval,
             agent_port=args.agent_port,
             tls=tls,
             rpc_timeout=args.rpc_timeout,
@@ -119,6 +123,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--agents-file", default=default("AGENTS_FILE"), help="YAML map of node -> agent")
     parser.add_argument("--agent-selector", default=default("AGENT_SELECTOR", DEFAULT_AGENT_SELECTOR))
+    parser.add_argument(
+        "--agent-namespace", default=default("AGENT_NAMESPACE"), help="namespace of agent pods"
+    )
+    parser.add_argument("--discovery-interval", type=float, default=float(default("DISCOVERY_INTERVAL", "5")))
     parser.add_argument("--agent-port", type=int, default=int(default("AGENT_PORT", str(DEFAULT_AGENT_PORT))))
     parser.add_argument("--tls-ca", default=default("TLS_CA"), help="CA bundle that signed the agents' certs")
     parser.add_argument("--tls-cert", default=default("TLS_CERT"), help="client certificate (PEM)")

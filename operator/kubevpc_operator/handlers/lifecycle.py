@@ -2,21 +2,25 @@
 
 kopf settings follow the project's conventions: our finalizer ``kubevpc.dev/finalizer``, progress
 and diff-base annotations under ``kubevpc.dev/``, and peering (leader election) or standalone as
-configured (see ``config``). In discovery mode the agent pods are watched (host network: the pod
-IP is the node's address) and the nodes' labels are indexed for LoadBalancer node selectors.
+configured (see ``config``). In discovery mode the agent pods are listed (``agents.discovery``:
+host network, so the pod IP is the node's address) and the nodes' labels are indexed for
+LoadBalancer node selectors.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import kopf
 
 from kubevpc_operator import FINALIZER, config
+from kubevpc_operator.agents.discovery import PodDiscovery
 from kubevpc_operator.agents.fabric import Fabric, FabricSettings
-from kubevpc_operator.agents.pool import AgentPool, Endpoint, grpc_client_factory
+from kubevpc_operator.agents.pool import AgentPool, grpc_client_factory
 from kubevpc_operator.handlers.support import Indexed, ViewBuilder, post_event
 
 ANNOTATIONS_PREFIX = "kubevpc.dev"
@@ -71,6 +75,16 @@ async def start(
     )
     fabric.attach(builder, builder.recorded)
     memo.fabric = fabric
+    if ours.discovery and memo.get("discovery") is None:
+        discovery = PodDiscovery(
+            fabric.pool,
+            _login(settings),
+            namespace=ours.agent_namespace,
+            selector=ours.agent_selector,
+            port=ours.agent_port,
+            interval=ours.discovery_interval,
+        )
+        memo.discovery = asyncio.create_task(discovery.run(), name="kubevpc agent discovery")
     mode = (
         "static agents " + ", ".join(sorted(ours.agents))
         if ours.agents
@@ -82,6 +96,11 @@ async def start(
 
 @kopf.on.cleanup()
 async def stop(*, memo: kopf.Memo, **_: Any) -> None:
+    discovery: asyncio.Task[None] | None = memo.get("discovery")
+    if discovery is not None:
+        discovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await discovery
     fabric: Fabric | None = memo.get("fabric")
     if fabric is not None:
         await fabric.close()
@@ -96,32 +115,20 @@ def agents_probe(*, memo: kopf.Memo, **_: Any) -> dict[str, str]:
     return {node: report.error or "ok" for node, report in fabric.reports().items()}
 
 
+def _login(settings: kopf.OperatorSettings) -> Callable[[], Any]:
+    """Credentials for discovery's own API calls: the service account, else the kubeconfig."""
+
+    def login() -> Any:
+        return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+            settings=settings
+        )
+
+    return login
+
+
 if config.active().discovery:
-    _DISCOVERY = config.active()
 
     @kopf.index("nodes")
     def kubevpc_node_labels(*, name: str, labels: Mapping[str, str], **_: Any) -> dict[str, dict[str, str]]:
+        """Node labels, for LoadBalancer node selectors."""
         return {name: dict(labels)}
-
-    @kopf.on.event("pods", labels=_DISCOVERY.selector_labels())
-    async def agent_pod_event(
-        *, event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
-    ) -> None:
-        """Track the agent pod of every node: its IP (host network) and the configured port.
-
-        Async so it runs in the operator's loop (kopf runs sync handlers in threads).
-        """
-        fabric: Fabric | None = memo.get("fabric")
-        node = body.get("spec", {}).get("nodeName")
-        if fabric is None or not node:
-            return
-        status = body.get("status") or {}
-        ip = status.get("podIP") or status.get("hostIP")
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
-        )
-        if event.get("type") == "DELETED" or not ip or not ready:
-            fabric.pool.set_discovered(node, None)
-            return
-        host = f"[{ip}]" if ":" in ip else ip
-        fabric.pool.set_discovered(node, Endpoint(f"{host}:{_DISCOVERY.agent_port}"))

@@ -9,10 +9,8 @@ import pytest
 
 from kubevpc_operator import FINALIZER, GROUP, VERSION, config
 from kubevpc_operator.agents.fabric import Fabric
-from kubevpc_operator.agents.pool import AgentPool, Endpoint
 from kubevpc_operator.handlers import lifecycle
 from testkit.aio import in_loop
-from testkit.fake_agent import FakeAgent
 
 PLURALS = ("vpcs", "networkinterfaces", "loadbalancers", "natgateways")
 
@@ -61,24 +59,3 @@ async def test_startup_applies_our_conventions_and_builds_the_fabric() -> None:
     assert memo.fabric.pool.nodes() == {"node-a"}
     assert memo.fabric.view().vpcs == ()
     await lifecycle.stop(memo=memo)
-
-
-@in_loop
-async def test_agent_pods_on_the_host_network_become_node_endpoints() -> None:
-    assert hasattr(lifecycle, "agent_pod_event"), "discovery handlers register when no agent is configured"
-    pool = AgentPool(lambda node, endpoint: FakeAgent(node))
-    memo = kopf.Memo(fabric=Fabric(pool))
-    ready = {"conditions": [{"type": "Ready", "status": "True"}]}
-
-    def pod(ip: str, status: dict[str, object]) -> kopf.Body:
-        return kopf.Body({"spec": {"nodeName": "node-a"}, "status": {"podIP": ip, **status}})
-
-    await lifecycle.agent_pod_event(event={"type": "ADDED"}, body=pod("10.0.0.5", ready), memo=memo)
-    assert pool.endpoints() == {"node-a": Endpoint("10.0.0.5:1337")}
-    await lifecycle.agent_pod_event(event={"type": "MODIFIED"}, body=pod("fd00::5", ready), memo=memo)
-    assert pool.endpoints()["node-a"].address == "[fd00::5]:1337"
-    await lifecycle.agent_pod_event(
-        event={"type": "MODIFIED"}, body=pod("fd00::5", {}), memo=memo
-    )  # not ready
-    assert pool.endpoints() == {}
-    await memo.fabric.close()
