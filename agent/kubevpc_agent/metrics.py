@@ -13,6 +13,8 @@ conventions: ``kubevpc_`` prefix, base units, ``_total`` on counters.
   ``kubevpc_port_{rx,tx}_dropped_packets_total{port,ifname}``;
 * ``kubevpc_table_capacity{table}``, ``kubevpc_table_entries{table}``: dataplane tables
   (``conntrack_table``, ``nat_portmap_table``, ``nat_portoverload_table``), dpservice's saturation;
+* ``kubevpc_firewall_rules{interface}``: firewall rules per interface (dpservice's
+  ``/dp_service/firewall/rule_count``);
 * ``kubevpc_nat_used_ports{interface}``: NAT ports in use per interface (dpservice's
   ``/dp_service/nat/used_port_count``, one per NATed flow);
 * ``kubevpc_dataplane_up``, ``kubevpc_dataplane_loops_total``, ``kubevpc_dataplane_busy_seconds_total``,
@@ -107,6 +109,12 @@ class DataplaneCollector(Collector):
         for iface, value in sorted(snap.interfaces.get("nat_used_ports", {}).items()):
             nat.add_metric([iface], value)
         yield nat
+        rules = GaugeMetricFamily(
+            "kubevpc_firewall_rules", "Firewall rules of an interface (both directions)", labels=["interface"]
+        )
+        for iface, value in sorted(snap.interfaces.get("firewall_rules", {}).items()):
+            rules.add_metric([iface], value)
+        yield rules
 
     @staticmethod
     def _worker(snap: DataplaneSnapshot) -> Iterator[Metric]:
