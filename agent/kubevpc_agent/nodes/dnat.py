@@ -13,7 +13,8 @@ First packet of a flow (no flags, original direction, IPv4), by the DNAT entry o
 * a NAT IP: an ICMP echo request is answered (``NAT_AS_TARGET``, to ``packet_relay``); a port
   (or ICMP identifier) inside a neighbour NAT's ``[min, max)`` for that IP and VNI is relayed to
   the neighbour's underlay (``NETWORK_NEIGH``, ``DST_NAT_FWD``); anything else is dropped
-  (``premature``: nothing went out from behind the NAT, so nothing can come back).
+  (``premature``: nothing went out from behind the NAT, so nothing can come back), and its flow
+  is removed at once.
 
 Later packets: ``DST_NAT_FWD`` flows go on to ``packet_relay``; echo requests of a
 ``NAT_AS_TARGET`` flow are answered again; ``DST_NAT`` flows get the VM's address as destination
@@ -212,6 +213,9 @@ class Dnat(Node):
             relay[r[found]] = True
             self.count(Counter.NEIGHBOR_RELAY, len(nf))
             reason[r[~found]] = Counter.PREMATURE + 1
+            # a dropped premature flow must not linger: its key is the reply key a NAT flow to that
+            # peer will want (dpservice keeps it and overwrites the key later)
+            flows.remove(fn[~found])
         return relay
 
     # --- rewrites ----------------------------------------------------------------------------------
