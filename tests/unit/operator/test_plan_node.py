@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from kubevpc_operator.agents.apply import apply_ops
+from kubevpc_operator.agents.observe import observe_node
 from kubevpc_operator.models import VPC, LoadBalancer, NATGateway, NetworkInterface
 from kubevpc_operator.models.cluster import ClusterView, Node
 from kubevpc_operator.planning.desired import Exports, build_node_desired, nat_by_interface, protected_for
@@ -20,6 +22,8 @@ from kubevpc_operator.planning.ops import CreateInterface, DeleteInterface, Dele
 from kubevpc_operator.planning.state import Export, ExportKind, NodeState, Protected
 from kubevpc_operator.planning.topology import Topology, resolve_topology
 from testkit import operator_objects as objects
+from testkit.aio import in_loop
+from testkit.fake_agent import FakeAgent
 
 NODES = (Node("node-a", {"zone": "1"}), Node("node-b", {"zone": "2"}), Node("node-c", {"zone": "2"}))
 
@@ -262,3 +266,25 @@ def test_nat_by_interface_follows_allocations() -> None:
     }
     nats = nat_by_interface(topology, allocations)
     assert set(nats) == {uid(bodies, "web-1"), uid(bodies, "web-2")}
+
+
+@in_loop
+async def test_applying_a_node_plan_to_a_fake_agent_converges() -> None:
+    """apply(plan) on an agent with dpservice's semantics, then a fresh listing plans nothing."""
+    bodies = sample_bodies()
+    state = desired(bodies, "node-c")
+    agent = FakeAgent("node-c", list_ipv6_routes=True)  # a fresh listing must see every route
+    await agent.initialize()
+    results = await apply_ops(agent, plan_node(state, NodeState()))
+    assert all(result.ok for result in results)
+    observed = await observe_node(agent)
+    assert plan_node(state, observed.state) == []
+    # And from any intermediate state: drop an interface's NAT and a route behind the plan's back.
+    bastion = uid(bodies, "bastion")
+    agent.interfaces[bastion].vip = None
+    agent.routes[100].pop("10.1.0.12/32")
+    observed = await observe_node(agent)
+    repair = plan_node(state, observed.state)
+    assert sorted(type(op).__name__ for op in repair) == ["CreateRoute", "CreateVip"]
+    assert all(result.ok for result in await apply_ops(agent, repair))
+    assert plan_node(state, (await observe_node(agent)).state) == []
