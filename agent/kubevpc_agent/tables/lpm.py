@@ -83,7 +83,7 @@ _PAD = (
     ("port", np.full(1, -1, dtype=np.int16)),
     ("nh_hi", np.zeros(1, dtype=np.uint64)),
     ("nh_lo", np.zeros(1, dtype=np.uint64)),
-    ("length", np.zeros(1, dtype=np.uint8)),
+    ("length", np.full(1, 0xFF, dtype=np.uint8)),  # not a prefix length: a miss is no default route
 )
 
 
