@@ -147,15 +147,16 @@ def bench_case(case: Case, n: int, repeat: int) -> tuple[float, float]:
         graph.enqueue(batch)
         graph.run()
         elapsed = time.perf_counter_ns() - started
-        if i < 2:  # warm-up: flows are created, balanced, evaluated
-            timer.reset()
+        warm = i >= 2  # the first runs create, balance and evaluate the flows
+        timer.end_run(keep=warm)
+        if not warm:
             null_ports[case.delivered_to].sent = 0
             continue
         samples.append(elapsed / n)
     delivered = null_ports[case.delivered_to].sent
     if delivered != n * repeat:
         raise RuntimeError(f"{case.name}: {delivered} of {n * repeat} frames delivered")
-    return statistics.median(samples), timer.ns[case.node] / timer.packets[case.node]
+    return statistics.median(samples), timer.medians()[case.node]
 
 
 def captured_input(graph: Graph, node_name: str, template: Template, n: int) -> Batch:

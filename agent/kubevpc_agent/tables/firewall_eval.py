@@ -44,8 +44,8 @@ I32 = npt.NDArray[np.int32]
 BOOL = npt.NDArray[np.bool_]
 
 ANY_PROTOCOL = 0  # compiled protocol of a rule without one
-MATCH_CELLS = 1 << 16  # rows x rules evaluated per matrix; bounds the temporary arrays to ~1 MiB
-RULE_BLOCK = 32  # rules evaluated together before decided flows drop out
+MATCH_CELLS = 1 << 18  # rows x rules per matrix: uint64 temporaries of 2 MiB at most
+RULE_BLOCK = 32  # rules in the first block; each next block is 4x wider
 M64 = (1 << 64) - 1
 
 
@@ -213,10 +213,12 @@ class CompiledRules:
         for s in np.unique(sets[busy]).tolist():  # one pass per rule set present, never per flow
             first, size = int(self.start[s]), int(self.count[s])
             pending = np.flatnonzero(sets == s)
-            # rules in blocks, flows leave once decided: early rules (the usual matches) cost the
-            # rest nothing; rows are chunked so one matrix stays within MATCH_CELLS
-            for block in range(0, size, RULE_BLOCK):
-                width = min(RULE_BLOCK, size - block)
+            # rules in blocks that grow 4x (32, 128, 512, ...), flows leave once decided: early rules
+            # (the usual matches) cost the rest nothing, late ones few passes; rows are chunked so
+            # one matrix stays within MATCH_CELLS
+            block, width = 0, RULE_BLOCK
+            while block < size and len(pending):
+                width = min(width, size - block)
                 chunk = max(1, MATCH_CELLS // width)
                 undecided = []
                 for c in range(0, len(pending), chunk):
@@ -230,8 +232,8 @@ class CompiledRules:
                     )
                     undecided.append(part[~found])
                 pending = np.concatenate(undecided)
-                if len(pending) == 0:
-                    break
+                block += width
+                width *= 4
             verdict[pending] = Verdict.DROP  # rules exist, none matched
         return verdict, matched
 
