@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from kubevpc_operator.agents.discovery import PodDiscovery, endpoints_from_pods
+from kubevpc_operator.agents.fabric import Fabric
 from kubevpc_operator.agents.pool import AgentPool, Endpoint
 from testkit.aio import in_loop
 from testkit.fake_agent import FakeAgent
@@ -84,3 +85,22 @@ async def test_the_pool_follows_the_listed_pods() -> None:
     finally:
         await runner.cleanup()
         await pool.close()
+
+
+@in_loop
+async def test_a_new_endpoint_syncs_the_node_only_once_the_view_is_complete() -> None:
+    agents: dict[str, FakeAgent] = {}
+
+    def factory(node: str, endpoint: Endpoint) -> FakeAgent:
+        return agents.setdefault(endpoint.address, FakeAgent(node))
+
+    fabric = Fabric(AgentPool(factory))
+    # kopf fills its indices while discovery already runs: planning now could delete real state.
+    fabric.pool.set_discovered("node-a", Endpoint("10.0.0.1:1337"))
+    await fabric.wait_idle()
+    assert agents == {}  # not even contacted
+    fabric.mark_ready()  # a resource handler ran: every index is complete
+    fabric.pool.set_discovered("node-a", Endpoint("10.0.0.9:1337"))  # the agent moved (restarted)
+    await fabric.wait_idle()
+    assert [name for name, _ in agents["10.0.0.9:1337"].calls][:2] == ["CheckInitialized", "Initialize"]
+    await fabric.close()

@@ -65,8 +65,14 @@ class Fabric:
         self._nat: dict[str, dict[str, NatSlot]] = {}  # gateway uid -> interface name -> slot
         self._vni_reservations: dict[str, int] = {}  # VPC uid -> VNI not yet visible in its status
         self._topology: tuple[ClusterView, Topology] | None = None
+        self.ready = False  # set by the first resource handler: kopf's indices are complete
         self._nat_cache: tuple[Topology, dict[str, NatAllocation]] | None = None
         pool.on_change = self._endpoint_changed
+
+    def mark_ready(self) -> None:
+        """kopf runs resource handlers only once every index is filled: from then on the view is
+        complete and background syncs (endpoint changes) may plan against it."""
+        self.ready = True
 
     def attach(
         self,
@@ -248,6 +254,8 @@ class Fabric:
         if syncer is not None:
             syncer.uuid = None
             syncer.known = None
+        if not self.ready:
+            return  # the view may still be incomplete (indices filling): never plan against it
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -40,6 +40,7 @@ async def reconcile_load_balancer(
     **_: Any,
 ) -> None:
     fabric: Fabric = memo.fabric
+    fabric.mark_ready()
     settings: config.Settings = memo.settings
     lb: LoadBalancer | None = parse("LoadBalancer", body, patch, param, logger)
     if lb is None:
@@ -57,6 +58,7 @@ async def reconcile_load_balancer(
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_load_balancer(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     fabric: Fabric = memo.fabric
+    fabric.mark_ready()
     settings: config.Settings = memo.settings
     uid = str(body.get("metadata", {}).get("uid", ""))
     vni = (body.get("status") or {}).get("vni")

@@ -40,6 +40,7 @@ async def reconcile_nat_gateway(
     **_: Any,
 ) -> None:
     fabric: Fabric = memo.fabric
+    fabric.mark_ready()
     settings: config.Settings = memo.settings
     gateway: NATGateway | None = parse("NATGateway", body, patch, param, logger)
     if gateway is None:
@@ -58,6 +59,7 @@ async def reconcile_nat_gateway(
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_nat_gateway(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     fabric: Fabric = memo.fabric
+    fabric.mark_ready()
     settings: config.Settings = memo.settings
     vpc_name = str((body.get("spec") or {}).get("vpcRef", {}).get("name", ""))
     namespace = str(body.get("metadata", {}).get("namespace", "default"))

@@ -42,6 +42,7 @@ async def reconcile_network_interface(
     **_: Any,
 ) -> None:
     fabric: Fabric = memo.fabric
+    fabric.mark_ready()
     settings: config.Settings = memo.settings
     nic: NetworkInterface | None = parse("NetworkInterface", body, patch, param, logger)
     if nic is None:
@@ -66,6 +67,7 @@ async def reconcile_network_interface(
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_network_interface(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     fabric: Fabric = memo.fabric
+    fabric.mark_ready()
     settings: config.Settings = memo.settings
     uid = str(body.get("metadata", {}).get("uid", ""))
     home = str(body.get("spec", {}).get("nodeName", ""))

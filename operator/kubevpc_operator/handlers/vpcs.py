@@ -39,6 +39,7 @@ async def reconcile_vpc(
     **_: Any,
 ) -> None:
     fabric: Fabric = memo.fabric
+    fabric.mark_ready()
     settings: config.Settings = memo.settings
     if param is Trigger.TIMER:
         await fabric.poll()
@@ -70,6 +71,7 @@ async def reconcile_vpc(
 async def delete_vpc(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Wait until no NetworkInterface, LoadBalancer or NATGateway uses the VPC any more."""
     fabric: Fabric = memo.fabric
+    fabric.mark_ready()
     settings: config.Settings = memo.settings
     meta = body.get("metadata", {})
     namespace, name = meta.get("namespace", "default"), meta.get("name", "")
