@@ -96,22 +96,29 @@ class Lb(Node):
         self.flows = flows
         self.vnf = vnf
 
-    def process(self, batch: Batch) -> npt.NDArray[np.intp]:
+    def process(self, batch: Batch) -> npt.NDArray[np.intp] | int:
         if self.refresh():
             self._renew_removed_flows(batch)
         lbs, ft = self.lbs, self.flows
         tracked = batch.flow >= 0
-        flow = np.where(tracked, batch.flow, 0)
+        all_tracked = bool(tracked.all())
+        flow = batch.flow if all_tracked else np.where(tracked, batch.flow, 0)
         original = batch.flow_dir == Dir.ORIGINAL
         balanced = tracked & ((ft.flags[flow] & _DST_LB) != 0)  # the flow has its target
-        lb = lbs.lookup(batch.vni, batch.l3 == L3.IPV6, batch.dst_hi, batch.dst_lo)
         icmp_type = batch.sport & 0xFF  # cls: ICMP type in the source-port column
         is_icmp4 = batch.proto == icmp.PROTO
         is_icmp6 = batch.proto == icmpv6.PROTO
-        echo = (lb >= 0) & (
-            (is_icmp4 & (icmp_type == icmp.IcmpType.ECHO_REQUEST))
-            | (is_icmp6 & (icmp_type == icmpv6.Icmpv6Type.ECHO_REQUEST))
+        echo_request = (is_icmp4 & (icmp_type == icmp.IcmpType.ECHO_REQUEST)) | (
+            is_icmp6 & (icmp_type == icmpv6.Icmpv6Type.ECHO_REQUEST)
         )
+        if balanced.all() and original.all() and not echo_request.any():
+            # the common case: established flows, each to the target it was given
+            self._to_targets(batch, flow, None)
+            self.counters[Counter.FOLLOWED] += np.uint64(len(batch))
+            return Next.IPIP_ENCAP
+
+        lb = lbs.lookup(batch.vni, batch.l3 == L3.IPV6, batch.dst_hi, batch.dst_lo)
+        echo = (lb >= 0) & echo_request
         follow = balanced & original & ~echo
         reason = np.select(
             [
@@ -135,18 +142,7 @@ class Lb(Node):
             rows = np.flatnonzero(new)
             reason[rows] = self._balance(flow[rows], lb[rows])
             new &= reason == 0
-
-        # every packet going on to ipip_encap: to its flow's target, out the uplink it came in on
-        to_target = (reason == 0) & ~echo
-        recirc = to_target & (ft.nat_type[flow] == NatType.LB_RECIRC)
-        batch.nh_hi = np.where(to_target, ft.underlay_hi[flow], batch.nh_hi)
-        batch.nh_lo = np.where(to_target, ft.underlay_lo[flow], batch.nh_lo)
-        batch.tx_port = np.where(to_target, batch.rx_port, batch.tx_port).astype(np.int16)
-        # outer source: the LB's underlay when recirculated, else 0/0 (ipip_encap: the host --ipv6)
-        lb_hi, lb_lo = lbs.underlay_of(lb)
-        batch.ul_src_hi = np.where(recirc, lb_hi, np.where(to_target, 0, batch.ul_src_hi)).astype(np.uint64)
-        batch.ul_src_lo = np.where(recirc, lb_lo, np.where(to_target, 0, batch.ul_src_lo)).astype(np.uint64)
-        batch.nat = np.where(recirc, NatType.LB_RECIRC, batch.nat).astype(np.uint8)
+        recirc = self._to_targets(batch, flow, (reason == 0) & ~echo, lb)
 
         counts = np.bincount(reason, minlength=len(Counter) + 1)[1:]
         counts[Counter.FORWARDED] = np.count_nonzero(new & ~recirc)
@@ -156,6 +152,41 @@ class Lb(Node):
         self.counters += counts.astype(np.uint64)
         edges = np.where(echo & tracked, Next.PACKET_RELAY, Next.IPIP_ENCAP)
         return np.where(reason > 0, Next.DROP, edges).astype(np.intp)
+
+    def _to_targets(
+        self,
+        batch: Batch,
+        flow: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.bool_] | None,
+        lb: npt.NDArray[np.int32] | None = None,
+    ) -> npt.NDArray[np.bool_]:
+        """Address ``rows`` (None: all) to their flow's target, out the uplink they came in on.
+
+        Outer source: the LB's own underlay when recirculated, else 0/0 (``ipip_encap`` then uses
+        the host ``--ipv6``). Returns which packets are recirculated.
+        """
+        ft = self.flows
+        recirc: npt.NDArray[np.bool_] = ft.nat_type[flow] == NatType.LB_RECIRC
+        if rows is None:
+            batch.nh_hi = ft.underlay_hi[flow]
+            batch.nh_lo = ft.underlay_lo[flow]
+            batch.tx_port = batch.rx_port.copy()
+            rows = np.ones(len(batch), dtype=bool)
+        else:
+            recirc &= rows
+            batch.nh_hi = np.where(rows, ft.underlay_hi[flow], batch.nh_hi)
+            batch.nh_lo = np.where(rows, ft.underlay_lo[flow], batch.nh_lo)
+            batch.tx_port = np.where(rows, batch.rx_port, batch.tx_port).astype(np.int16)
+        src_hi: npt.NDArray[np.uint64] | int = 0
+        src_lo: npt.NDArray[np.uint64] | int = 0
+        if recirc.any():
+            if lb is None:
+                lb = self.lbs.lookup(batch.vni, batch.l3 == L3.IPV6, batch.dst_hi, batch.dst_lo)
+            src_hi, src_lo = self.lbs.underlay_of(lb)
+            batch.nat = np.where(recirc, NatType.LB_RECIRC, batch.nat).astype(np.uint8)
+        batch.ul_src_hi = np.where(rows, np.where(recirc, src_hi, 0), batch.ul_src_hi).astype(np.uint64)
+        batch.ul_src_lo = np.where(rows, np.where(recirc, src_lo, 0), batch.ul_src_lo).astype(np.uint64)
+        return recirc
 
     def refresh(self) -> int:
         """Pick up LB changes; flows pinned to a target that left are removed. Returns how many."""
