@@ -453,3 +453,48 @@ def test_fw_drop_compat_refuses_drop_rules_and_enforces_nothing() -> None:
     assert list(h.send(VM1.port, [from_vm(VM1, blocked)])) == [PF0]
     c = h.counters()
     assert (c["firewall.egress_no_match"], c["firewall.not_enforced"]) == (1, 1)
+
+
+# --- xtratest_flow_timeout's LB cases -------------------------------------------------------------
+
+
+def age_out_flows(h: Harness) -> None:
+    """dpservice's age_out_flows (sleep flow_timeout + 1): conntrack's ageing at a time that far ahead."""
+    conntrack = h.graph.node("conntrack")
+    later = conntrack.clock() + h.state.config.flow_timeout + 1  # type: ignore[attr-defined]
+    conntrack.age(later)  # type: ignore[attr-defined]
+    assert conntrack.flows.count == 0  # type: ignore[attr-defined]
+
+
+def bounce(h: Harness) -> str:
+    """send_bounce_pkt_to_pf + sniff_lb_pkt: the outer destination the relayed packet gets."""
+    frame = only(h.send(PF0, [from_router(LB_UL, tcp_to_lb(8989))]), PF0)
+    return str(Ether(frame)[IPv6].dst)
+
+
+def test_external_lb_relay_timeout() -> None:
+    h = make_harness()
+    lb_setup(h, NEIGH_UL)
+    assert bounce(h) == str(NEIGH_UL)
+    age_out_flows(h)
+    assert bounce(h) == str(NEIGH_UL)
+
+
+def test_external_lb_relay_algorithm() -> None:
+    """Deleted targets are never chosen; the choice survives ageing and other targets' deletion."""
+    h = make_harness()
+    targets = [IPv6Address(f"fc00:2::{i}") for i in range(1, 7)]
+    lb_setup(h, *targets)
+    delete_target(h, targets[2])  # "holes" in the target table
+    delete_target(h, targets[0])
+    chosen = bounce(h)
+    assert chosen not in (str(targets[2]), str(targets[0]))
+    left = [t for i, t in enumerate(targets) if i not in (0, 2)]
+    age_out_flows(h)
+    assert bounce(h) == chosen  # the same 5-tuple gets the same target after conntrack forgot it
+    age_out_flows(h)
+    other = next(t for t in left if str(t) != chosen)
+    delete_target(h, other)
+    assert bounce(h) == chosen  # Maglev keeps it through another target's deletion
+    delete_target(h, IPv6Address(chosen))
+    assert bounce(h) != chosen  # no ageing needed: its flow went with it
