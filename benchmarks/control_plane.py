@@ -77,7 +77,7 @@ def route_request(i: int) -> Any:
 class Agent:
     """The agent process under test."""
 
-    def __init__(self, taps: bool) -> None:
+    def __init__(self, taps: bool, engine: str = "") -> None:
         self.port = free_port()
         tag = os.urandom(2).hex()
         eal: list[str] = ["--no-pci"]
@@ -86,6 +86,8 @@ class Agent:
             eal += [f"--vdev=net_tap0,iface=kb{tag}p0", f"--vdev=net_tap1,iface=kb{tag}vf0"]
             opts += [f"--pf0=kb{tag}p0", f"--vf-pattern=kb{tag}vf"]
         env = {"PATH": os.environ.get("PATH", ""), "DP_CONF": ""}
+        if engine:
+            env["KUBEVPC_GRPC_ENGINE"] = engine
         env["PYTHONPATH"] = os.pathsep.join(os.path.join(REPO, d) for d in ("agent", "proto"))
         self.log = tempfile.TemporaryFile()  # noqa: SIM115  (closed in stop())
         cmd = [sys.executable, "-m", "kubevpc_agent", *eal, "--", *opts]
@@ -142,8 +144,8 @@ def run_windowed(stub: Any, first: int, count: int, window: int = WINDOW) -> flo
     return count / (time.perf_counter() - start)
 
 
-def measure(routes: int, serial: int, taps: bool) -> dict[str, Any]:
-    agent = Agent(taps)
+def measure(routes: int, serial: int, taps: bool, engine: str = "") -> dict[str, Any]:
+    agent = Agent(taps, engine)
     options = [("grpc.max_receive_message_length", 256 << 20)]
     try:
         with grpc.insecure_channel(f"127.0.0.1:{agent.port}", options=options) as channel:
@@ -184,6 +186,7 @@ def measure(routes: int, serial: int, taps: bool) -> dict[str, Any]:
             over = stub.CreateRoute(route_request(total))
         result: dict[str, Any] = {
             "mode": "with dataplane (TAP ports)" if taps else "control plane only",
+            "grpc_engine": engine or "default (core)",
             "create_route_per_s_serial": round(serial_rate),
             "create_route_per_s_16_in_flight": round(windowed_rate),
             "routes_in_one_vni": total,
@@ -208,9 +211,10 @@ def main() -> None:
     parser.add_argument("--routes", type=int, default=100_000, help="routes to put into one VNI")
     parser.add_argument("--serial", type=int, default=10_000, help="routes per rate measurement")
     parser.add_argument("--taps", action="store_true", help="give the agent TAP ports and a dataplane (root)")
+    parser.add_argument("--engine", choices=("core", "grpc"), default="", help="gRPC server engine")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
-    result = measure(args.routes, args.serial, args.taps)
+    result = measure(args.routes, args.serial, args.taps, args.engine)
     if args.json:
         print(json.dumps(result))
     else:
