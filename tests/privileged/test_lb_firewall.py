@@ -359,3 +359,32 @@ def test_replies_to_allowed_egress_pass(listeners: LbLab) -> None:
     finally:
         for rule_id in created:
             delete_firewall_rule(n1, a, rule_id)
+
+
+def test_fw_drop_compat_agent_refuses_drop_rules_and_forwards_everything() -> None:
+    """An agent started with --fw-drop-compat behaves as dpservice: 441 for DROP, no enforcement."""
+    pool = NetnsPool()
+    lab = Lab(pool)
+    try:
+        node = lab.add_node("node1")
+        a, b = node.add_tap_vm("fw-a"), node.add_tap_vm("fw-b")
+        client = node.start(extra=("--fw-drop-compat",))
+        node.create_interface(a, VNI, FW_A, None)
+        node.create_interface(b, VNI, FW_B, None)
+        for vm in (a, b):
+            vm.dhcp4()
+        for port in (7001, 7002):
+            proc = b.ns.popen(
+                sys.executable, "-m", "kubevpc_agent.lab.traffic", "serve", "tcp", "0.0.0.0", str(port)
+            )
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+        refused = firewall_rule(client, b, "deny", action=pb.DROP, proto="tcp", dport=7001)
+        assert (refused.code, refused.message) == (441, "NO_DROP_SUPPORT")
+        _ok(firewall_rule(client, b, "in-7001", proto="tcp", dport=7001), "CreateFirewallRule")
+        assert can_connect(a, FW_B, 7001)
+        assert can_connect(a, FW_B, 7002)  # computed DROP, not enforced
+    finally:
+        names = [ns.name for ns in pool.namespaces]
+        lab.close()
+        pool.close()
+        assert leftover_namespaces(names) == []
