@@ -135,6 +135,8 @@ class Snat(Node):
             reply = KeyFields.of(flows.keys[2 * f[rows] + 1])
             gateway = flows.nat_type[f[rows]] == NatType.NETWORK_LOCAL
             self._set_src(batch, rows, reply.dst_lo.astype(np.uint32), reply.dport, gateway)
+            self.count(Counter.NAT_SNAT, int(np.count_nonzero(gateway)))
+            self.count(Counter.VIP_SNAT, int(np.count_nonzero(~gateway)))
         if nat64.any():
             rows = np.flatnonzero(nat64)
             reply = KeyFields.of(flows.keys[2 * f[rows] + 1])
@@ -176,6 +178,7 @@ class Snat(Node):
             flows.nat_type[fv] = NatType.VIP
             flows.flags[fv] |= _SRC_NAT
             self._set_src(batch, r, vip[only_vip][ok], None, np.zeros(len(r), dtype=bool))
+            self.count(Counter.VIP_SNAT, len(r))
         if gateway.any() or nat64.any():
             self._allocate(
                 batch, rows, gateway=gateway, nat64=nat64, entry=entry, port_id=port_id, reason=reason
@@ -240,6 +243,7 @@ class Snat(Node):
         g = ~is64
         if g.any():
             self._set_src(batch, r[g], req.nat_ip[g], new_port[g], np.ones(int(g.sum()), dtype=bool))
+            self.count(Counter.NAT_SNAT, int(g.sum()))
 
     def _rekey(
         self,
@@ -318,10 +322,8 @@ class Snat(Node):
             rewrite.nat_ipv4(hdr, sub.proto, src=src, sport=sport, icmp_id=ident)
             batch.sport[rows] = sport
             batch.dport[rows] = np.where(is_icmp, ident, sub.dport)
-            self.count(Counter.NAT_SNAT, int(np.count_nonzero(with_port)))
         else:
             rewrite.nat_ipv4(hdr, sub.proto, src=src)
-            self.count(Counter.VIP_SNAT, len(rows))
         sub.write(ETHER_LEN, hdr)
         batch.src_lo[rows] = src
 

@@ -13,11 +13,12 @@ from scapy.layers.l2 import Ether
 from kubevpc_agent.graph.batch import Batch
 from kubevpc_agent.nodes.cls import Cls
 from kubevpc_agent.nodes.conntrack import Conntrack, Next
-from kubevpc_agent.tables.conntrack import FlowTable
+from kubevpc_agent.tables.conntrack import Dir, FlowTable, TcpState
 from kubevpc_agent.tables.model import VnfType
 from kubevpc_agent.tables.nat import NatView
 from kubevpc_agent.tables.port_table import PortTable
-from testkit.dp_topology import PF0, VF0, VM1, VM2
+from testkit.dp_topology import PF0, PORTS, VF0, VF1, VM1, VM2
+from testkit.nat_rig import NatRig
 from testkit.overlay import build_state, receive, run_node
 
 
@@ -123,7 +124,13 @@ UPLINK_ROWS = [
         port=PF0,
         vnf_type=VnfType.NAT,
     ),
-    Row("uplink traffic for a load balancer goes to lb", vm(V4 / UDP()), Next.LB, port=PF0, vnf_type=VnfType.LB),
+    Row(
+        "uplink traffic for a load balancer goes to lb",
+        vm(V4 / UDP()),
+        Next.LB,
+        port=PF0,
+        vnf_type=VnfType.LB,
+    ),
     Row(
         "uplink traffic with an undefined underlay type",
         vm(V4 / TCP()),
@@ -182,3 +189,92 @@ def test_mixed_batch(nodes: tuple[Cls, Conntrack]) -> None:
 def drops(counters: dict[str, int]) -> dict[str, int]:
     """The drop-reason deltas (flow figures such as ``flows_created`` left out)."""
     return {k: v for k, v in counters.items() if not k.startswith("flows_")}
+
+
+# --- flows (tables/conntrack.py through the node) ------------------------------------------------
+
+
+def tracked(rig: NatRig, frames: list[bytes], port: int) -> tuple[list[int], Batch]:
+    batch = rig.upto(rig.conntrack, frames, port)
+    return run_node(rig.conntrack, batch).edges, batch
+
+
+def test_flow_columns_and_both_directions() -> None:
+    rig = NatRig()
+    there = vm(IP(src=VM1.ip, dst=VM2.ip) / TCP(sport=1000, dport=80, flags="S"))
+    back = bytes(
+        Ether(src=VM2.mac, dst=PORTS[VF1].mac) / IP(src=VM2.ip, dst=VM1.ip) / TCP(sport=80, dport=1000)
+    )
+    edges, first = tracked(rig, [there], VF0)
+    assert edges == [Next.DNAT] and int(first.flow_dir[0]) == Dir.ORIGINAL
+    _, reply = tracked(rig, [back], VF1)
+    assert int(reply.flow[0]) == int(first.flow[0]) and int(reply.flow_dir[0]) == Dir.REPLY
+    assert rig.conntrack.counter_values()["flows_created"] == 1
+    assert rig.flows.tcp_state[int(first.flow[0])] == TcpState.NEW_SYN
+
+
+def test_vm_behind_a_nat_marks_its_key_nat() -> None:
+    rig = NatRig()
+    rig.add_nat(VM1)
+    _, batch = tracked(rig, [vm(IP(src=VM1.ip, dst="45.86.6.6") / UDP())], VF0)
+    assert int(batch.vnf_type[0]) == VnfType.NAT
+    _, other = tracked(
+        rig, [bytes(Ether(src=VM2.mac, dst=PORTS[VF1].mac) / IP(src=VM2.ip, dst="45.86.6.6") / UDP())], VF1
+    )
+    assert int(other.vnf_type[0]) == VnfType.UNDEFINED
+
+
+def test_icmp_error_joins_the_flow_it_reports_on() -> None:
+    rig = NatRig()
+    sent = IP(src=VM1.ip, dst=VM2.ip) / UDP(sport=3333, dport=53)
+    _, first = tracked(rig, [vm(sent)], VF0)
+    error = IP(src=VM2.ip, dst=VM1.ip) / ICMP(type=3, code=3) / bytes(sent)[:28]
+    edges, err = tracked(rig, [bytes(Ether(src=VM2.mac, dst=PORTS[VF1].mac) / error)], VF1)
+    assert edges == [Next.DNAT]
+    assert int(err.flow[0]) == int(first.flow[0]) and int(err.flow_dir[0]) == Dir.REPLY
+    assert rig.conntrack.counter_values()["flows_created"] == 1
+
+
+def test_truncated_icmp_error_is_dropped() -> None:
+    rig = NatRig()
+    error = IP(src=VM2.ip, dst=VM1.ip) / ICMP(type=3, code=3) / b"\x45\x00\x00"
+    edges, _ = tracked(rig, [bytes(Ether(src=VM2.mac, dst=PORTS[VF1].mac) / error)], VF1)
+    assert edges == [Next.DROP]
+    assert rig.conntrack.counter_values()["bad_icmp_error"] == 1
+
+
+def test_full_table_drops_new_flows_and_keeps_established_ones() -> None:
+    rig = NatRig(capacity=2)
+    old = [vm(IP(src=VM1.ip, dst=VM2.ip) / UDP(sport=s, dport=53)) for s in (1, 2)]
+    assert tracked(rig, old, VF0)[0] == [Next.DNAT, Next.DNAT]
+    flood = [vm(IP(src=VM1.ip, dst=VM2.ip) / UDP(sport=s, dport=53)) for s in range(10, 40)]
+    assert set(tracked(rig, flood, VF0)[0]) == {Next.DROP}
+    assert rig.conntrack.counter_values()["table_full"] == 30
+    assert tracked(rig, old, VF0)[0] == [Next.DNAT, Next.DNAT]
+
+
+def test_tcp_handshake_in_one_batch_is_applied_in_order() -> None:
+    rig = NatRig()
+    syn = vm(IP(src=VM1.ip, dst=VM2.ip) / TCP(sport=5, dport=6, flags="S"))
+    ack = vm(IP(src=VM1.ip, dst=VM2.ip) / TCP(sport=5, dport=6, flags="A"))
+    _, first = tracked(rig, [syn], VF0)
+    synack = bytes(
+        Ether(src=VM2.mac, dst=PORTS[VF1].mac)
+        / IP(src=VM2.ip, dst=VM1.ip)
+        / TCP(sport=6, dport=5, flags="SA")
+    )
+    tracked(rig, [synack], VF1)
+    tracked(rig, [ack, ack], VF0)
+    flow = int(first.flow[0])
+    assert rig.flows.tcp_state[flow] == TcpState.ESTABLISHED
+    assert rig.flows.timeout[flow] == 86_400
+
+
+def test_ageing_counts_expired_flows() -> None:
+    rig = NatRig()
+    tracked(rig, [vm(IP(src=VM1.ip, dst=VM2.ip) / UDP(sport=1, dport=2))], VF0)
+    rig.conntrack.age(rig.now + 29)
+    assert rig.flows.count == 1
+    rig.conntrack.age(rig.now + 31)
+    assert rig.flows.count == 0
+    assert rig.conntrack.counter_values()["flows_expired"] == 1
