@@ -323,3 +323,24 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path) -> None:
         assert '"kind":"Initialized"' in cli.stdout, cli.stdout + cli.stderr
     finally:
         agent.close()
+
+
+@pytest.mark.privileged
+def test_bare_tap_fallback_when_the_port_package_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``kubevpc_agent.ports.factory`` the agent still creates its TAP devices."""
+    from kubevpc_agent import agent as agent_module
+    from kubevpc_agent.config import AgentConfig
+    from kubevpc_agent.graph.port import PortKind, PortSpec
+
+    ifname = unique_name("fb")
+    monkeypatch.setitem(sys.modules, "kubevpc_agent.ports.factory", None)  # import fails
+    spec = PortSpec(0, "net_tap0", ifname, "02:11:22:33:44:55", PortKind.VF)
+    ports = agent_module.open_ports(AgentConfig(ports=(spec,)))
+    try:
+        assert type(ports[0]).__name__ == "BareTap"
+        assert link_mac(ifname) == "02:11:22:33:44:55"
+        assert int(Path(f"/sys/class/net/{ifname}/flags").read_text(), 16) & 0x1, "TAP is not up"
+    finally:
+        for port in ports:
+            port.close()
+    wait_for(lambda: link_mac(ifname) is None, what=f"{ifname} removed")
