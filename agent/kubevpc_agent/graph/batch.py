@@ -212,18 +212,3 @@ class Batch:
         """Every frame as bytes (tests and slow paths only)."""
         return [bytes(self.frame(i)) for i in range(len(self))]
 
-
-def be16(cols: U8, at: int) -> U16:
-    """Big-endian 16-bit field at byte column ``at`` of a byte matrix, as host integers."""
-    hi = cols[:, at].astype(np.uint16) << np.uint16(8)
-    return hi | cols[:, at + 1].astype(np.uint16)
-
-
-def be32(cols: U8, at: int) -> U32:
-    """Big-endian 32-bit field at byte column ``at`` of a byte matrix, as host integers."""
-    return cols[:, at : at + 4].copy().view(">u4").reshape(-1).astype(np.uint32)
-
-
-def be64(cols: U8, at: int) -> U64:
-    """Big-endian 64-bit field at byte column ``at`` of a byte matrix, as host integers."""
-    return cols[:, at : at + 8].copy().view(">u8").reshape(-1).astype(np.uint64)
