@@ -25,7 +25,7 @@ from kubevpc_operator.agents.errors import (
     AgentUnavailableError,
 )
 from kubevpc_operator.planning import ops
-from kubevpc_operator.planning.state import FirewallRuleState, Nat, NeighborNatState, Pxe, RouteState
+from kubevpc_operator.planning.state import FirewallRuleState, Nat, NeighborNatState, RouteState
 
 CLIENT_NAME = "kubevpc-operator"
 
@@ -439,6 +439,3 @@ class GrpcAgentClient:
         response = await self._call(method, request, method, accept=op.done_codes)
         underlay = getattr(response, "underlay_route", b"")
         return text_of(underlay) if response.status.code == 0 else ""
-
-
-__all__ = ["AgentClient", "GrpcAgentClient", "ListedInterface", "ListedLoadBalancer", "Pxe"]
