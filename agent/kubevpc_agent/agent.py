@@ -27,6 +27,8 @@ from kubevpc_agent.tables.state import AgentState
 
 log = logging.getLogger("kubevpc_agent")
 
+DATAPLANE_CHECK_SECONDS = 1.0  # how often the control plane checks that the dataplane worker lives
+
 
 class JsonFormatter(logging.Formatter):
     """``--log-format=json``: one JSON object per line."""
@@ -82,20 +84,27 @@ def tls_files(config: AgentConfig) -> TlsFiles | None:
     return None
 
 
-def serve(config: AgentConfig, link: DataplaneLink, stop: threading.Event | None = None) -> None:
-    """Run the gRPC server until SIGTERM/SIGINT (or until ``stop`` is set)."""
+def serve(config: AgentConfig, link: DataplaneLink, stop: threading.Event | None = None) -> int:
+    """Run the gRPC server until SIGTERM/SIGINT (or ``stop``); 1 if the dataplane died first."""
     stop = stop or threading.Event()
     state = AgentState(config)
     server = AgentServer(Servicer(state, link), config.grpc_listen, tls_files(config))
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    is_alive = getattr(link, "is_alive", None)
+    code = 0
     try:
         server.start()
-        stop.wait()
+        while not stop.wait(DATAPLANE_CHECK_SECONDS):
+            if is_alive is not None and not is_alive():
+                log.error("the dataplane worker is gone: stopping so that the agent restarts cleanly")
+                code = 1
+                break
         log.info("stopping: health NOT_SERVING, finishing calls")
     finally:
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return code
 
 
 def run(config: AgentConfig) -> int:
@@ -107,12 +116,13 @@ def run(config: AgentConfig) -> int:
         log.info("accepted and ignored: %s", ignored)
     ports = open_ports(config)
     link: DataplaneLink = NullLink()
+    code = 1
     try:
         link = start_dataplane(config, ports)
-        serve(config, link)
+        code = serve(config, link)
     finally:
         link.close()
         for port in ports:
             port.close()
     log.info("kubevpc-agent stopped")
-    return 0
+    return code

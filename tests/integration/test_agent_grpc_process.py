@@ -344,3 +344,19 @@ def test_bare_tap_fallback_when_the_port_package_is_missing(monkeypatch: pytest.
         for port in ports:
             port.close()
     wait_for(lambda: link_mac(ifname) is None, what=f"{ifname} removed")
+
+
+@pytest.mark.privileged
+def test_the_agent_exits_when_its_dataplane_worker_dies() -> None:
+    topology = Topology()
+    agent = dpservice_agent(topology).start()
+    try:
+        assert agent.proc is not None
+        children = Path(f"/proc/{agent.proc.pid}/task/{agent.proc.pid}/children").read_text().split()
+        assert children, "no dataplane worker process"
+        os.kill(int(children[0]), signal.SIGKILL)
+        assert agent.wait(timeout=20) == 1, agent.output()
+        assert "the dataplane worker is gone" in agent.output()
+    finally:
+        agent.close()
+    assert link_mac(topology.pf0) is None

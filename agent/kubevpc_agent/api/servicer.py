@@ -95,7 +95,13 @@ class Servicer:
         underlay = getattr(command, "underlay", None)
         if underlay is not None and underlay == self.allocator.peek():
             self.allocator.commit()
-        self.link.send(command)
+        try:
+            self.link.send(command)
+        except Exception:
+            # the dataplane is gone: the agent stops (agent.serve watches it) and restarts with
+            # a new UUID, so clients replay everything; this call must not report success
+            log.exception("cannot forward %s to the dataplane", type(command).__name__)
+            raise RpcAbortError(grpc.StatusCode.UNAVAILABLE, "dataplane unavailable") from None
 
     # --- initialization ---------------------------------------------------------------------------
 
