@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"kubevpc-operator: {error}")
     config.activate(settings)  # before the handlers register (discovery mode, intervals)
     importlib.import_module("kubevpc_operator.handlers")
-    kopf.configure(verbose="--verbose" in args, debug="--debug" in args)
+    kopf.configure(verbose=settings.verbose, debug=settings.debug)
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,

@@ -53,6 +53,8 @@ class Settings:
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     vni_first: int = 1
     vni_last: int = 0xFFFFFF
+    verbose: bool = False  # kopf's verbose logging
+    debug: bool = False
 
     @property
     def discovery(self) -> bool:
@@ -101,6 +103,8 @@ class Settings:
             liveness=args.liveness or None,
             vni_first=vni_first,
             vni_last=vni_last,
+            verbose=args.verbose,
+            debug=args.debug,
         )
 
     @classmethod
