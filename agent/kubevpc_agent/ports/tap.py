@@ -21,7 +21,7 @@ import struct
 import numpy as np
 from pyroute2 import IPRoute
 
-from kubevpc_agent.graph.batch import HEADROOM, SLOT_SIZE, Batch, PacketPool
+from kubevpc_agent.graph.batch import SLOT_SIZE, Batch, PacketPool
 from kubevpc_agent.graph.port import PortSpec
 from kubevpc_agent.ports.base import PortStats, rx_batch, slot_views
 
@@ -29,7 +29,6 @@ TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFNAMSIZ = 16
-MAX_FRAME = SLOT_SIZE - HEADROOM  # longest frame a slot takes
 
 
 class TapError(OSError):
@@ -84,7 +83,6 @@ class TapPort:
         self._file = io.FileIO(self._fd, "r+b", closefd=False)
         self._views: list[memoryview] = []
         self._views_of: PacketPool | None = None
-        self._lengths = np.zeros(0, dtype=np.int32)
 
     def fileno(self) -> int:
         return self._fd
@@ -96,35 +94,35 @@ class TapPort:
         if want == 0:
             return Batch(pool, 0)  # frames wait in the TAP queue (the kernel drops beyond it)
         slots = pool.alloc(want)
-        if len(self._lengths) < want:
-            self._lengths = np.zeros(want, dtype=np.int32)
-        lengths = self._lengths
+        free = slots.tolist()
         views, readinto = self._views, self._file.readinto
-        n = used = 0  # n frames kept in slots[:n]; slots[:used] consumed
-        bad: list[int] = []  # slots whose read failed, returned to the pool below
-        for slot in slots.tolist():
+        kept: list[int] = []  # slots holding a frame, in arrival order
+        lengths: list[int] = []
+        errors = 0
+        i = 0
+        while i < want:
+            slot = free[i]
             try:
                 got = readinto(views[slot])
-            except OSError:
-                got = -1
-            if got is None or got == 0:  # nothing pending (EAGAIN)
-                break
-            used += 1
-            if got < 0 or got > MAX_FRAME:  # read error, or a frame longer than a slot
-                bad.append(slot)
+            except OSError:  # e.g. EFAULT: a frame longer than a slot (the kernel drops it); reuse the slot
+                errors += 1
+                if errors > want:
+                    break
                 continue
-            lengths[n] = got
-            slots[n] = slot
-            n += 1
-        pool.free(slots[used:])
-        if bad:
-            pool.free(np.asarray(bad, dtype=np.int32))
-            self.stats.rx_dropped += len(bad)
+            if not got:  # None: nothing pending (EAGAIN)
+                break
+            kept.append(slot)
+            lengths.append(got)
+            i += 1
+        pool.free(slots[i:])
+        if errors:
+            self.stats.rx_dropped += errors
+        n = len(kept)
         if n == 0:
             return Batch(pool, 0)
-        batch = rx_batch(pool, self.spec.port_id, slots[:n], lengths[:n])
+        batch = rx_batch(pool, self.spec.port_id, slots[:n], np.asarray(lengths, dtype=np.int32))
         self.stats.rx_packets += n
-        self.stats.rx_bytes += int(lengths[:n].sum())
+        self.stats.rx_bytes += sum(lengths)
         return batch
 
     def send(self, batch: Batch) -> int:
