@@ -319,6 +319,20 @@ def test_interface_device_in_use_and_id_taken(api: Api) -> None:
     expect_error(api.stub, "CreateInterface", create_interface_req(VM4, interface_id=b"vm1"), E.VM_HANDLE)
 
 
+def test_interface_device_by_kernel_netdev_name(api: Api) -> None:
+    """ours: a device may also be named by its kernel netdev (what Kubernetes objects carry)."""
+    netdev = f"{api.topology.vf_pattern}3"  # VM4's port, net_tap5
+    ok(api.stub.CreateInterface(create_interface_req(VM4, device_name=netdev)))
+    got = ok(api.stub.GetInterface(pb.GetInterfaceRequest(interface_id=b"vm4"))).interface
+    assert got.pci_name == netdev
+    # the same port by its DPDK name is taken now; an uplink by its netdev name never is free
+    expect_error(api.stub, "CreateInterface", create_interface_req(VM4, interface_id=b"x"), E.ALREADY_EXISTS)
+    expect_error(
+        api.stub, "CreateInterface", create_interface_req(VM4, device_name=api.topology.pf0), E.ALREADY_EXISTS
+    )
+    ok(del_interface(api, "vm4"))
+
+
 def test_interface_with_one_family_reports_zero_address_for_the_other(api: Api) -> None:
     req = create_interface_req(VM4, ipv6_config=pb.IpConfig(primary_address=b"::"))
     ok(api.stub.CreateInterface(req))

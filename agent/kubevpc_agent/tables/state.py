@@ -154,6 +154,18 @@ class AgentState:
         """Uplink ports, pf0 first."""
         return [p for p in self.ports.values() if p.kind is PortKind.PF]
 
+    def port_for_device(self, name: str) -> PortSpec | None:
+        """The port a CreateInterface ``device_name`` means.
+
+        dpservice knows only DPDK device names (``net_tap2``); we also accept the port's kernel
+        netdev name (``dtapvf_0``, a VF's name), which is what Kubernetes objects naturally carry.
+        A device name wins over a netdev name if both could match.
+        """
+        ports = self.ports.values()
+        return next((p for p in ports if p.device == name), None) or next(
+            (p for p in ports if p.ifname == name), None
+        )
+
     def vni_tables(self, vni: int) -> VniTables | None:
         return self.vnis.get(vni)
 
@@ -250,7 +262,7 @@ class AgentState:
     # interfaces
 
     def create_interface(self, c: cmd.CreateInterface) -> None:
-        port = next((p for p in self.ports.values() if p.device == c.device), None)
+        port = self.port_for_device(c.device)
         if port is None:
             raise DpError(E.NOT_FOUND, f"no device {c.device}")
         if port.kind is PortKind.PF or port.port_id in self.port_interface:
