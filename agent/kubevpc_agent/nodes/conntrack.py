@@ -60,6 +60,7 @@ from kubevpc_agent.tables.conntrack import (
 from kubevpc_agent.tables.model import VnfType
 from kubevpc_agent.tables.nat import NatView, is_nat64
 from kubevpc_agent.tables.port_table import PortTable
+from kubevpc_agent.tables.reasons import first_reason
 from kubevpc_agent.tables.state import AgentState
 
 
@@ -123,7 +124,18 @@ EMBEDDED_AT = ETHER_LEN + IPV4_LEN + icmp.ICMP_LEN  # the IPv4 header inside an 
 EMBEDDED_LEN = IPV4_LEN + 4  # its header and the transport ports
 TCP_FLAGS_V4 = ETHER_LEN + IPV4_LEN + tcp.OFF_FLAGS
 TCP_FLAGS_V6 = ETHER_LEN + IPV6_LEN + tcp.OFF_FLAGS
-_S16, _S32 = np.uint64(16), np.uint64(32)
+_S8, _S16, _S32 = np.uint64(8), np.uint64(16), np.uint64(32)
+PF_VNF = LOCAL_VNF | DNAT_VNF  # uplink VNF types with somewhere to go
+PF_VNF[VnfType.LB] = True
+RELAYED_TYPE = np.zeros(256, dtype=bool)
+RELAYED_TYPE[list(RELAYED)] = True
+# plain ints for the hot path (IntEnum attribute access costs a dictionary walk per use)
+_IPV4, _UDP, _TCP, _ICMP = int(L3.IPV4), udp.PROTO, tcp.PROTO, icmp.PROTO
+_DHCP_PORT, _DHCPV6_PORT = udp.DHCP_SERVER_PORT, udp.DHCPV6_SERVER_PORT
+_UNREACHABLE = int(icmp.IcmpType.DEST_UNREACHABLE)
+_REPLY = int(Dir.REPLY)
+_NAT, _LB_ALIAS_PFX, _LB_VNF = int(VnfType.NAT), int(VnfType.LB_ALIAS_PFX), int(VnfType.LB)
+_DROP, _DHCP, _DHCPV6, _DNAT, _FIREWALL, _LB = (int(e) for e in (0, 1, 2, 3, 4, 5))
 
 
 class Conntrack(Node):
@@ -152,129 +164,191 @@ class Conntrack(Node):
         self.nat = nat
         self.clock = clock
 
-    def process(self, batch: Batch) -> npt.NDArray[np.intp]:
+    def process(self, batch: Batch) -> npt.NDArray[np.intp] | int:
         ports = self.ports
         ports.refresh()
         idx, _ = ports.index(batch.rx_port)
         from_pf = ports.is_pf[idx]
+        any_pf = bool(from_pf.any())
         proto = batch.proto
-        v4 = batch.l3 == L3.IPV4
-        udp_dport = np.where(proto == udp.PROTO, batch.dport, 0)
-        dhcp = v4 & (udp_dport == udp.DHCP_SERVER_PORT)
-        dhcpv6 = ~v4 & (udp_dport == udp.DHCPV6_SERVER_PORT)
-
-        is_icmp = proto == icmp.PROTO
-        icmp_ok = ~is_icmp
-        if is_icmp.any():
+        v4 = batch.l3 == _IPV4
+        # DHCP goes to its servers untracked (dpservice checks it first)
+        dhcp_port = (batch.dport == _DHCP_PORT) | (batch.dport == _DHCPV6_PORT)
+        dhcp_any = bool((dhcp_port & (proto == _UDP)).any())
+        dhcp: npt.NDArray[np.bool_] | None = None
+        dhcpv6: npt.NDArray[np.bool_] | None = None
+        if dhcp_any:
+            udp_dport = np.where(proto == _UDP, batch.dport, 0)
+            dhcp = v4 & (udp_dport == _DHCP_PORT)
+            dhcpv6 = ~v4 & (udp_dport == _DHCPV6_PORT)
+        # the gate: reasons are worked out only for batches that have something to drop
+        is_icmp = proto == _ICMP
+        any_icmp = bool(is_icmp.any())
+        icmp_ok = None
+        if any_icmp:
             # ICMP type is in the sport column; unreachable needs the code byte too
             codes = batch.read(ICMP_CODE_AT, ICMP_CODE_V6_SHIFT + 1)
             code = np.where(v4, codes[:, 0], codes[:, ICMP_CODE_V6_SHIFT])
             icmp_type = batch.sport.astype(np.intp) & 0xFF
-            unreachable = icmp_type == icmp.IcmpType.DEST_UNREACHABLE
+            unreachable = icmp_type == _UNREACHABLE
             icmp_ok = ~is_icmp | (
                 ICMP_FORWARDED[icmp_type] & (~unreachable | UNREACHABLE_CODE_FORWARDED[code])
             )
         vnf = batch.vnf_type
-        reason = np.select(
-            [
-                ~TRACKED[proto],
-                ~icmp_ok,
-                from_pf & (dhcp | dhcpv6),
-                from_pf & ~LOCAL_VNF[vnf] & ~DNAT_VNF[vnf] & (vnf != VnfType.LB),
-            ],
-            [
-                Counter.UNSUPPORTED_PROTOCOL + 1,
-                Counter.ICMP_TYPE_DROPPED + 1,
-                Counter.DHCP_FROM_UPLINK + 1,
-                Counter.UNDEFINED_UNDERLAY + 1,
-            ],
-            0,
-        )
-        track = np.flatnonzero((reason == 0) & ~dhcp & ~dhcpv6)
-        if len(track):
-            reason[track] = self._track(
-                batch.select(track) if len(track) < len(batch) else batch, track, batch
-            )
-        edges = np.select(
-            [reason > 0, dhcp, dhcpv6, ~from_pf, LOCAL_VNF[vnf], vnf == VnfType.LB],
-            [Next.DROP, Next.DHCP, Next.DHCPV6, Next.DNAT, Next.FIREWALL, Next.LB],
-            Next.DNAT,
-        ).astype(np.intp)
+        bad_pf = None
+        if any_pf:
+            bad_pf = from_pf & ~PF_VNF[vnf]
+            if dhcp is not None and dhcpv6 is not None:
+                bad_pf = bad_pf | (from_pf & (dhcp | dhcpv6))
+        tracked_proto = TRACKED[proto]
+        all_good = bool(tracked_proto.all()) and (icmp_ok is None or bool(icmp_ok.all()))
+        all_good = all_good and (bad_pf is None or not bad_pf.any())
+        if all_good:
+            reason = np.zeros(len(batch), dtype=np.int64)
+        else:
+            cases = [(~tracked_proto, Counter.UNSUPPORTED_PROTOCOL + 1)]
+            if icmp_ok is not None:
+                cases.append((~icmp_ok, Counter.ICMP_TYPE_DROPPED + 1))
+            if any_pf and dhcp is not None and dhcpv6 is not None:
+                cases.append((from_pf & (dhcp | dhcpv6), Counter.DHCP_FROM_UPLINK + 1))
+            if any_pf:
+                cases.append((from_pf & ~PF_VNF[vnf], Counter.UNDEFINED_UNDERLAY + 1))
+            reason = first_reason(cases)
+        untracked = reason > 0
+        if dhcp is not None and dhcpv6 is not None:
+            untracked = untracked | dhcp | dhcpv6
+        if not untracked.any():
+            reason = self._track(batch, None, batch, from_pf, any_pf)
+        else:
+            track = np.flatnonzero(~untracked)
+            if len(track):
+                reason[track] = self._track(batch.select(track), track, batch, from_pf[track], any_pf)
+        drops = reason > 0
         self.counters[:N_REASONS] += np.bincount(reason, minlength=N_REASONS + 1)[1:].astype(np.uint64)
+        if not any_pf and not dhcp_any:
+            if not drops.any():
+                return _DNAT  # stream move: the whole batch to dnat
+            return np.where(drops, _DROP, _DNAT).astype(np.intp)
+        choices = [drops]
+        targets = [_DROP]
+        if dhcp is not None and dhcpv6 is not None:
+            choices += [dhcp, dhcpv6]
+            targets += [_DHCP, _DHCPV6]
+        choices += [~from_pf, LOCAL_VNF[vnf], vnf == _LB_VNF]
+        targets += [_DNAT, _FIREWALL, _LB]
+        edges: npt.NDArray[np.intp] = np.select(choices, targets, _DNAT).astype(np.intp)
         return edges
 
     # --- flows -------------------------------------------------------------------------------------
 
-    def _track(self, sub: Batch, rows: npt.NDArray[np.intp], batch: Batch) -> npt.NDArray[np.int64]:
-        """Resolve the flows of ``sub`` (= ``batch`` at ``rows``); returns a drop reason per row."""
+    def _track(
+        self,
+        sub: Batch,
+        rows: npt.NDArray[np.intp] | None,
+        batch: Batch,
+        from_pf: npt.NDArray[np.bool_],
+        any_pf: bool,
+    ) -> npt.NDArray[np.int64]:
+        """Resolve the flows of ``sub`` (``batch`` at ``rows``, None: all); a drop reason per row."""
         flows, nat = self.flows, self.nat
         nat.refresh()
         n = len(sub)
-        from_pf = self.ports.is_pf[self.ports.index(sub.rx_port)[0]]
-        v4 = sub.l3 == L3.IPV4
-        # the key's VNF type (dpservice dp_mark_vnf_type)
-        snat = nat.snat(sub.vni, sub.src_lo)
-        has_nat = nat.snat_nat_ip[snat] != 0  # MISS reads the zero pad entry
-        vm_type = np.where(
-            v4,
-            np.where(
-                has_nat,
-                VnfType.NAT,
-                np.where(nat.is_lb_prefix(sub.rx_port, sub.src_lo), VnfType.LB_ALIAS_PFX, 0),
-            ),
-            np.where(is_nat64(sub.dst_hi, sub.dst_lo), VnfType.NAT, 0),
-        )
-        key_vnf = np.where(from_pf, np.where(KEPT_VNF[sub.vnf_type], sub.vnf_type, 0), vm_type).astype(
-            np.uint8
-        )
-
+        v4 = sub.l3 == _IPV4
+        key_vnf = self._key_vnf(sub, v4, from_pf, any_pf)
         words = [sub.src_hi, sub.src_lo, sub.dst_hi, sub.dst_lo, _ports_word(sub.vni, sub.sport, sub.dport)]
-        words.append(
-            (sub.l3.astype(np.uint64) << _S16) | (key_vnf.astype(np.uint64) << np.uint64(8)) | sub.proto
-        )
+        meta = sub.l3.astype(np.uint64) << _S16
+        meta |= key_vnf.astype(np.uint64) << _S8
+        meta |= sub.proto
+        words.append(meta)
         reason = np.zeros(n, dtype=np.int64)
-        error = (sub.proto == icmp.PROTO) & v4 & ((sub.sport & 0xFF) == icmp.IcmpType.DEST_UNREACHABLE)
-        if error.any():
-            words = [w.copy() for w in words]
-            reason[error] = self._error_keys(sub, np.flatnonzero(error), words)
+        error = None
+        is_icmp = sub.proto == _ICMP
+        if is_icmp.any():
+            error = is_icmp & v4 & ((sub.sport & 0xFF) == _UNREACHABLE)
+            if error.any():
+                words = [w.copy() for w in words]
+                reason[error] = self._error_keys(sub, np.flatnonzero(error), words)
+            else:
+                error = None
         keys = np.empty((n, KEY_WORDS), dtype=np.uint64)
         for i, w in enumerate(words):
             keys[:, i] = w
         hashed = slot_hash(words)
         now = self.clock()
-        flow = np.full(n, NO_FLOW, dtype=np.int64)
-        direction = np.zeros(n, dtype=np.uint8)
-        if error.any():
+        if error is None:
+            resolved = flows.resolve(keys, now, sub.rx_port, hashed)
+            flow, direction = resolved.flow, resolved.dir
+            if resolved.full.any() or resolved.conflict.any():
+                reason[resolved.full] = Counter.TABLE_FULL + 1
+                reason[resolved.conflict] = Counter.KEY_CONFLICT + 1
+        else:
+            flow = np.full(n, NO_FLOW, dtype=np.int64)
+            direction = np.zeros(n, dtype=np.uint8)
             e = np.flatnonzero(error & (reason == 0))
             found, found_dir = flows.lookup(keys[e], hashed[e])
             flow[e], direction[e] = found, found_dir
             reason[e[found == NO_FLOW]] = Counter.ICMP_ERROR_NO_FLOW + 1
-        new = np.flatnonzero(~error)
-        resolved = flows.resolve(keys[new], now, sub.rx_port[new], hashed[new])
-        flow[new], direction[new] = resolved.flow, resolved.dir
-        r = reason[new]
-        r[resolved.full] = Counter.TABLE_FULL + 1
-        r[resolved.conflict] = Counter.KEY_CONFLICT + 1
-        reason[new] = r
-        self.count(Counter.FLOWS_CREATED, int(np.count_nonzero(resolved.created)))
+            new = np.flatnonzero(~error)
+            resolved = flows.resolve(keys[new], now, sub.rx_port[new], hashed[new])
+            flow[new], direction[new] = resolved.flow, resolved.dir
+            r = reason[new]
+            r[resolved.full] = Counter.TABLE_FULL + 1
+            r[resolved.conflict] = Counter.KEY_CONFLICT + 1
+            reason[new] = r
+        created = int(np.count_nonzero(resolved.created))
+        if created:
+            self.counters[Counter.FLOWS_CREATED] += np.uint64(created)
 
         ok = flow != NO_FLOW  # every refused packet has its reason by now
-        f = np.where(ok, flow, 0)
-        flows.last_seen[flow[ok]] = now
-        relayed_reply = ok & (direction == Dir.REPLY) & np.isin(flows.nat_type[f], RELAYED)
-        reason[relayed_reply] = Counter.RELAYED_REPLY + 1
+        all_ok = bool(ok.all())
+        f = flow if all_ok else np.where(ok, flow, 0)
+        flows.last_seen[f if all_ok else flow[ok]] = now
+        replies = direction == _REPLY
+        if replies.any():
+            relayed_reply = ok & replies & RELAYED_TYPE[flows.nat_type[f]]
+            reason[relayed_reply] = Counter.RELAYED_REPLY + 1
         # TCP state: the packet itself is TCP (not an ICMP error about TCP), not for a load balancer
-        is_tcp = ok & (sub.proto == tcp.PROTO) & (sub.vnf_type != VnfType.LB) & (reason == 0)
+        is_tcp = sub.proto == _TCP
         if is_tcp.any():
+            is_tcp &= ok & (reason == 0)
+            if any_pf:
+                is_tcp &= sub.vnf_type != _LB_VNF
             t = np.flatnonzero(is_tcp)
-            tcp_bytes = sub.select(t).read(TCP_FLAGS_V4, TCP_FLAGS_V6 - TCP_FLAGS_V4 + 1)
-            tcp_flags = np.where(v4[t], tcp_bytes[:, 0], tcp_bytes[:, -1]).astype(np.uint8)
-            flows.track_tcp(flow[t], direction[t], tcp_flags)
+            if len(t):
+                tcp_sub = sub if len(t) == n else sub.select(t)
+                tcp_bytes = tcp_sub.read(TCP_FLAGS_V4, TCP_FLAGS_V6 - TCP_FLAGS_V4 + 1)
+                tcp_flags = np.where(v4[t], tcp_bytes[:, 0], tcp_bytes[:, -1]).astype(np.uint8)
+                flows.track_tcp(flow[t], direction[t], tcp_flags)
 
-        batch.flow[rows] = np.where(reason == 0, flow, NO_FLOW)
-        batch.flow_dir[rows] = direction
-        batch.vnf_type[rows] = np.where(from_pf, sub.vnf_type, key_vnf)
+        out_flow = flow if not reason.any() else np.where(reason == 0, flow, NO_FLOW)
+        out_vnf = key_vnf if not any_pf else np.where(from_pf, sub.vnf_type, key_vnf).astype(np.uint8)
+        if rows is None:
+            batch.flow, batch.flow_dir, batch.vnf_type = out_flow, direction, out_vnf
+        else:
+            batch.flow[rows] = out_flow
+            batch.flow_dir[rows] = direction
+            batch.vnf_type[rows] = out_vnf
         return reason
+
+    def _key_vnf(
+        self, sub: Batch, v4: npt.NDArray[np.bool_], from_pf: npt.NDArray[np.bool_], any_pf: bool
+    ) -> npt.NDArray[np.uint8]:
+        """The flow key's VNF type (dpservice ``dp_mark_vnf_type``); lookups only where tables exist."""
+        nat = self.nat
+        n = len(sub)
+        key_vnf = np.zeros(n, dtype=np.uint8)
+        any_v4 = bool(v4.any())
+        if any_v4 and len(nat.lb_prefix_key):
+            key_vnf[v4 & nat.is_lb_prefix(sub.rx_port, sub.src_lo)] = _LB_ALIAS_PFX
+        if any_v4 and len(nat.snat_key):
+            has_nat = nat.snat_nat_ip[nat.snat(sub.vni, sub.src_lo)] != 0  # MISS reads the zero pad
+            key_vnf[v4 & has_nat] = _NAT
+        if not v4.all():
+            key_vnf[~v4 & is_nat64(sub.dst_hi, sub.dst_lo)] = _NAT
+        if any_pf:
+            kept = np.where(KEPT_VNF[sub.vnf_type], sub.vnf_type, 0).astype(np.uint8)
+            key_vnf = np.where(from_pf, kept, key_vnf).astype(np.uint8)
+        return key_vnf
 
     def _error_keys(
         self, sub: Batch, err: npt.NDArray[np.intp], words: list[npt.NDArray[np.uint64]]

@@ -369,9 +369,22 @@ class FlowTable:
         if n == 0 or self._used == 0:
             return entry, np.zeros(n, dtype=np.uint8)
         pos = ((_slot_hash(keys) if hashed is None else hashed) & self._mask).astype(np.int64)
-        active = np.arange(n)
         slots, stored = self.slots, self.keys
-        for _ in range(self.max_probe + 1):
+        # first probe for everyone (most keys sit in their home slot); later probes for the rest
+        e = slots[pos]
+        occupied = e >= 0
+        if occupied.all():
+            hit = (stored[e] == keys).all(axis=1)
+        else:
+            hit = occupied.copy()
+            hit[occupied] = (stored[e[occupied]] == keys[occupied]).all(axis=1)
+        entry = np.where(hit, e, -1).astype(np.int64)
+        go_on = ~hit & (e != EMPTY)
+        active = np.flatnonzero(go_on)
+        pos = pos[active] + 1
+        for _ in range(self.max_probe):
+            if len(active) == 0:
+                break
             e = slots[pos]
             occupied = e >= 0
             hit = occupied.copy()
@@ -379,8 +392,6 @@ class FlowTable:
                 hit[occupied] = (stored[e[occupied]] == keys[active[occupied]]).all(axis=1)
             entry[active[hit]] = e[hit]
             go_on = ~hit & (e != EMPTY)
-            if not go_on.any():
-                break
             active = active[go_on]
             pos = pos[go_on] + 1
         found = entry >= 0
@@ -399,10 +410,13 @@ class FlowTable:
         """
         n = len(keys)
         flow, direction = self.lookup(keys, hashed)
+        missing = flow == NO_FLOW
         created = np.zeros(n, dtype=bool)
+        if not missing.any():  # established flows only: nothing to create
+            return Resolved(flow, direction, created, created, created)
         full = np.zeros(n, dtype=bool)
         conflict = np.zeros(n, dtype=bool)
-        pending = np.flatnonzero(flow == NO_FLOW)
+        pending = np.flatnonzero(missing)
         for _ in range(3):  # deferred packets: at most a few rounds of mutual reply keys
             if len(pending) == 0:
                 break
