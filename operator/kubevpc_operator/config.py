@@ -15,6 +15,7 @@ the others pause. Without it the operator runs standalone (one replica).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,7 @@ class Settings:
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     vni_first: int = 1
     vni_last: int = 0xFFFFFF
+    router_address: str = ""  # border router's underlay IPv6: default routes of every VNI go there
     verbose: bool = False  # kopf's verbose logging
     debug: bool = False
 
@@ -103,6 +105,7 @@ class Settings:
             liveness=args.liveness or None,
             vni_first=vni_first,
             vni_last=vni_last,
+            router_address=parse_router_address(args.router_address),
             verbose=args.verbose,
             debug=args.debug,
         )
@@ -149,6 +152,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--namespace", action="append", default=namespaces_env or None)
     parser.add_argument("--liveness", default=default("LIVENESS"), help="e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--vni-range", default=default("VNI_RANGE", "1-16777215"), help="FIRST-LAST")
+    parser.add_argument(
+        "--router-address",
+        default=default("ROUTER_ADDRESS"),
+        help="underlay IPv6 of the border router; every VNI gets 0.0.0.0/0 and ::/0 routes to it",
+    )
     parser.add_argument("--verbose", action="store_true", default=default("VERBOSE") == "1")
     parser.add_argument("--debug", action="store_true", default=default("DEBUG") == "1")
     return parser
@@ -206,6 +214,16 @@ def parse_range(text: str) -> tuple[int, int]:
     if not sep or not 1 <= low <= high <= 0xFFFFFF:
         raise ConfigError(f"VNI range {text!r}: expected 1 <= FIRST <= LAST <= 16777215")
     return low, high
+
+
+def parse_router_address(text: str) -> str:
+    """The border router's underlay address in canonical form ("" = no default routes)."""
+    if not text:
+        return ""
+    try:
+        return str(ipaddress.IPv6Address(text.strip()))
+    except ValueError:
+        raise ConfigError(f"router address {text!r}: expected an IPv6 address") from None
 
 
 _active: Settings | None = None

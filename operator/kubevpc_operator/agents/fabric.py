@@ -46,6 +46,7 @@ class FabricSettings:
     resync_interval: float = 300.0  # seconds between full observations of one agent
     vni_first: int = FIRST_VNI
     vni_last: int = MAX_VNI
+    router_address: str = ""  # border router: default routes in every VNI ("" = none)
 
 
 class Fabric:
@@ -147,7 +148,9 @@ class Fabric:
     def desired_for(self, node: str) -> tuple[NodeDesired, Protected]:
         topology = self.topology()
         exports = self.exports()
-        desired = build_node_desired(topology, self.nat_allocations(topology), exports, node)
+        desired = build_node_desired(
+            topology, self.nat_allocations(topology), exports, node, self.settings.router_address
+        )
         return desired, protected_for(topology, exports)
 
     def allocate_vni(self, uid: str, taken: Collection[int]) -> int:

@@ -34,6 +34,7 @@ def build_fabric(settings: config.Settings, pool: AgentPool | None = None) -> Fa
         resync_interval=settings.resync_interval,
         vni_first=settings.vni_first,
         vni_last=settings.vni_last,
+        router_address=settings.router_address,
     )
     return Fabric(pool, fabric_settings, on_event=post_event)
 

@@ -8,7 +8,10 @@ On node N:
 - routes, for each VNI that N serves: the addresses and alias prefixes of the VNI's interfaces on
   other nodes, its load balancer IPs (to the instance on N, else to one spread by node name), and
   the same for every peered VNI, filtered by the prefixes the peering allows;
-- neighbor NATs, for each VNI that N serves: the NAT slots of the VNI's interfaces on other nodes.
+- neighbor NATs, for each VNI that N serves: the NAT slots of the VNI's interfaces on other nodes;
+- with a border router configured (``router``): for each VNI that N serves, the default routes
+  ``0.0.0.0/0`` and ``::/0`` to it (internet access for VIPs, NAT gateways and public load
+  balancers; dpservice applies NAT only to traffic that leaves through a default route).
 
 Entries that need another node's underlay address wait until that address is known (``waiting``).
 """
@@ -73,6 +76,7 @@ def build_node_desired(
     allocations: Mapping[str, NatAllocation],
     exports: Exports,
     node: str,
+    router: str = "",
 ) -> NodeDesired:
     waiting: dict[str, str] = {}
     owners: set[str] = set()
@@ -117,7 +121,7 @@ def build_node_desired(
         )
         owners.add(lb.lb.uid)
 
-    routes, route_owners = _routes(topology, exports, node, waiting)
+    routes, route_owners = _routes(topology, exports, node, waiting, router)
     owners |= route_owners
     neighbor_nats = _neighbor_nats(topology, nats, exports, node, waiting)
     owners |= {entry.owner.uid for entry in neighbor_nats.values() if entry.owner is not None}
@@ -195,8 +199,11 @@ def _interface_sources(resolved: ResolvedInterface) -> list[_RouteSource]:
     ]
 
 
+DEFAULT_PREFIXES = ("0.0.0.0/0", "::/0")
+
+
 def _routes(
-    topology: Topology, exports: Exports, node: str, waiting: dict[str, str]
+    topology: Topology, exports: Exports, node: str, waiting: dict[str, str], router: str = ""
 ) -> tuple[dict[tuple[int, str], RouteState], set[str]]:
     by_vni = topology.by_vni
     lbs_by_vni: dict[int, list[_RouteSource]] = {}
@@ -236,6 +243,10 @@ def _routes(
                 waiting[source.owner.uid] = f"{source.name} has no underlay address on {source.node} yet"
                 continue
             routes[key] = RouteState(vni, source.text, nexthop_vni, underlay, owner=source.owner)
+        if router:
+            for default in DEFAULT_PREFIXES:
+                if default not in local:
+                    routes.setdefault((vni, default), RouteState(vni, default, vni, router))
     return routes, owners
 
 
