@@ -12,6 +12,8 @@ from ipaddress import IPv4Address, ip_address, ip_network
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
@@ -23,13 +25,14 @@ from kubevpc_agent.nodes.firewall import Firewall, Next
 from kubevpc_agent.nodes.ipip_decap import IpipDecap
 from kubevpc_agent.tables import commands as cmd
 from kubevpc_agent.tables.conntrack import Dir, FlowFlag, FlowTable, FwAction, make_keys
-from kubevpc_agent.tables.firewall_eval import FirewallTable
+from kubevpc_agent.tables.firewall_eval import FirewallTable, Verdict
 from kubevpc_agent.tables.model import Action, Direction, FirewallRule, PortRange, Protocol
 from kubevpc_agent.tables.port_table import PortTable
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs
 from kubevpc_agent.tables.vnf_map import VnfMap
 from testkit.dp_topology import CONFIG, PF0, PORTS, VM1, VM2, VM3, VM4, Vm
+from testkit.firewall_reference import Flow, reference_verdict
 from testkit.overlay import NodeRun, build_state, receive, run_node, underlay_of
 
 PUBLIC_IP = "45.86.6.6"
@@ -339,3 +342,67 @@ def test_rule_counts_per_interface_for_metrics() -> None:
     assert rig.node.port_figures()["firewall_rules"][VM1.port] == 1
     rig.state.apply(cmd.DeleteFirewallRule(VM1.name, "fw0-vm1"))
     assert rig.node.port_figures()["firewall_rules"][VM1.port] == 0
+
+
+# --- property: the cached verdict equals the reference evaluation -----------------------------------
+
+PREFIXES = [f"{VM1.ip}/32", "10.100.1.0/24", "10.0.0.0/8", "1.2.3.0/24", "0.0.0.0/0"]
+
+
+@st.composite
+def ingress_rules(draw: st.DrawFn) -> list[FirewallRule]:
+    rules = []
+    for i in range(draw(st.integers(0, 6))):
+        protocol = draw(st.sampled_from([None, Protocol.TCP, Protocol.UDP, Protocol.ICMP]))
+        low = draw(st.integers(0, 40))
+        ports = (
+            PortRange(low, low + draw(st.integers(0, 20)))
+            if protocol in (Protocol.TCP, Protocol.UDP)
+            else PortRange()
+        )
+        rules.append(
+            FirewallRule(
+                f"r{i}",
+                Direction.INGRESS,
+                draw(st.sampled_from(list(Action))),
+                draw(st.sampled_from([1, 1000, 1000, 5000])),
+                ip_network(draw(st.sampled_from(PREFIXES))),
+                ip_network("0.0.0.0/0"),
+                protocol,
+                dst_ports=ports,
+                icmp_type=draw(st.sampled_from([-1, 8])) if protocol is Protocol.ICMP else -1,
+            )
+        )
+    return rules
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ingress_rules(),
+    st.lists(st.tuples(st.sampled_from(["tcp", "udp", "icmp"]), st.integers(0, 70)), min_size=1, max_size=8),
+)
+def test_cached_verdict_equals_the_reference(
+    rules: list[FirewallRule], packets: list[tuple[str, int]]
+) -> None:
+    """Random ingress rules on VM2; VM1's first packets get the reference verdict, and so do VM2's replies."""
+    rig = Rig()
+    for rule in rules:
+        rig.state.apply(cmd.CreateFirewallRule(VM2.name, rule, rule.source.network_address, IPv4Address(0)))
+    first, replies, expected = [], [], []
+    for i, (proto, port) in enumerate(packets):
+        sport = 30000 + i  # one flow per packet
+        if proto == "icmp":
+            first.append(vm_frame(VM1, IP(src=VM1.ip, dst=VM2.ip) / ICMP(type=8, id=sport)))
+            replies.append(vm_frame(VM2, IP(src=VM2.ip, dst=VM1.ip) / ICMP(type=0, id=sport)))
+            flow = Flow(IPv4Address(VM1.ip), IPv4Address(VM2.ip), Protocol.ICMP, icmp_type=8)
+        else:
+            l4 = TCP(sport=sport, dport=port) if proto == "tcp" else UDP(sport=sport, dport=port)
+            back = TCP(sport=port, dport=sport) if proto == "tcp" else UDP(sport=port, dport=sport)
+            first.append(vm_frame(VM1, IP(src=VM1.ip, dst=VM2.ip) / l4))
+            replies.append(vm_frame(VM2, IP(src=VM2.ip, dst=VM1.ip) / back))
+            number = Protocol.TCP if proto == "tcp" else Protocol.UDP
+            flow = Flow(IPv4Address(VM1.ip), IPv4Address(VM2.ip), number, sport, port)
+        verdict, _ = reference_verdict(rules, flow)
+        expected.append(Next.TX if verdict is Verdict.ACCEPT else Next.DROP)
+    assert rig.send(first, VM1.port, VM2.port).edges == expected
+    assert rig.send(replies, VM2.port, VM1.port).edges == expected  # the reply: the cached verdict
