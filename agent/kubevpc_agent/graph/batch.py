@@ -165,6 +165,10 @@ class Batch:
         """The sub-batch at ``idx`` (indices or mask); frames are shared, columns copied."""
         return Batch.from_columns(self.pool, {name: getattr(self, name)[idx] for name, _ in self.COLUMNS})
 
+    def part(self, rows: npt.NDArray[np.intp]) -> Batch:
+        """:meth:`select` for byte access to ``rows`` (sorted indices): the batch itself if they are all."""
+        return self if len(rows) == len(self) else self.select(rows)
+
     @staticmethod
     def concat(batches: Sequence[Batch]) -> Batch:
         """One batch from several (all of the same pool)."""
@@ -211,4 +215,3 @@ class Batch:
     def frames(self) -> list[bytes]:
         """Every frame as bytes (tests and slow paths only)."""
         return [bytes(self.frame(i)) for i in range(len(self))]
-

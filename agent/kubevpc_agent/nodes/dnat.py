@@ -46,6 +46,7 @@ from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
 from kubevpc_agent.protocols.ipv4 import IPV4_LEN
 from kubevpc_agent.protocols.ipv6 import IPV6_LEN
 from kubevpc_agent.tables.conntrack import (
+    W_PORTS,
     W_SRC_LO,
     Dir,
     FlowFlag,
@@ -100,6 +101,10 @@ _FLAG_DST_NAT = np.uint8(FlowFlag.DST_NAT)
 _FLAG_SRC_NAT = np.uint8(FlowFlag.SRC_NAT)
 _FLAG_SRC_NAT64 = np.uint8(FlowFlag.SRC_NAT64)
 _FLAG_FWD = np.uint8(FlowFlag.DST_NAT_FWD)
+_S16, _M16 = np.uint64(16), np.uint64(0xFFFF)
+_ICMP = icmp.PROTO
+_UNREACHABLE = int(icmp.IcmpType.DEST_UNREACHABLE)
+_NETWORK_LOCAL = int(NatType.NETWORK_LOCAL)
 
 
 class Dnat(Node):
@@ -228,7 +233,7 @@ class Dnat(Node):
         port: npt.NDArray[np.uint16] | None,
     ) -> None:
         """New IPv4 destination (and TCP/UDP destination port or ICMP identifier) for ``rows``."""
-        sub = batch.select(rows)
+        sub = batch.part(rows)
         hdr = sub.read(ETHER_LEN, rewrite.ROW_V4)
         rewrite.nat_ipv4(hdr, sub.proto, dst=dst, dport=port, icmp_id=port)
         sub.write(ETHER_LEN, hdr)
@@ -240,27 +245,39 @@ class Dnat(Node):
         """Replies of SNAT/VIP flows: destination := the VM, and its port for NAT-gateway flows."""
         flows = self.flows
         f = batch.flow[rows]
-        orig = KeyFields.of(flows.keys[2 * f])
-        vm_ip = orig.src_lo.astype(np.uint32)
-        gateway = flows.nat_type[f] == NatType.NETWORK_LOCAL
-        is_icmp = batch.proto[rows] == icmp.PROTO
-        error = is_icmp & (batch.sport[rows] == icmp.IcmpType.DEST_UNREACHABLE)
-        # TCP/UDP: the VM's source port; ICMP echo: its identifier (the original key's dport)
-        port = np.where(is_icmp, orig.dport, orig.sport).astype(np.uint16)
-        plain = ~(gateway & error)
-        keep_port = ~gateway
-        r = rows[plain]
-        sub = batch.select(r)
+        orig = flows.keys[2 * f]  # the VM's address and port are the original key's source
+        vm_ip = orig[:, W_SRC_LO].astype(np.uint32)
+        ports_word = orig[:, W_PORTS]
+        vm_sport = ((ports_word >> _S16) & _M16).astype(np.uint16)
+        gateway = flows.nat_type[f] == _NETWORK_LOCAL
+        is_icmp = batch.proto[rows] == _ICMP
+        plain_rows = True
+        if is_icmp.any():
+            error = is_icmp & (batch.sport[rows] == _UNREACHABLE)
+            # TCP/UDP: the VM's source port; ICMP echo: its identifier (the original key's dport)
+            port = np.where(is_icmp, (ports_word & _M16).astype(np.uint16), vm_sport)
+            plain = ~(gateway & error)
+            plain_rows = bool(plain.all())
+        else:
+            port = vm_sport
+        if plain_rows:
+            r, vm_r = rows, vm_ip
+            new_port = port if gateway.all() else np.where(gateway, port, batch.dport[r]).astype(np.uint16)
+        else:
+            r, vm_r = rows[plain], vm_ip[plain]
+            new_port = np.where(gateway[plain], port[plain], batch.dport[r]).astype(np.uint16)
+        sub = batch.part(r)
         hdr = sub.read(ETHER_LEN, rewrite.ROW_V4)
-        new_port = np.where(keep_port[plain], batch.dport[r], port[plain]).astype(np.uint16)
-        rewrite.nat_ipv4(hdr, sub.proto, dst=vm_ip[plain], dport=new_port, icmp_id=new_port)
+        rewrite.nat_ipv4(hdr, sub.proto, dst=vm_r, dport=new_port, icmp_id=new_port)
         sub.write(ETHER_LEN, hdr)
-        batch.dst_lo[r] = vm_ip[plain]
+        batch.dst_lo[r] = vm_r
         batch.dport[r] = new_port
         self.count(Counter.NAT_RESTORED, len(r))
+        if plain_rows:
+            return
         for i in np.flatnonzero(~plain).tolist():  # ICMP errors about NAT-gateway flows: rare, per packet
             row = int(rows[i])
-            if self._restore_icmp_error(batch, row, int(vm_ip[i]), int(orig.sport[i])):
+            if self._restore_icmp_error(batch, row, int(vm_ip[i]), int(vm_sport[i])):
                 batch.dst_lo[row] = vm_ip[i]
                 self.count(Counter.NAT_RESTORED)
             else:
@@ -319,7 +336,7 @@ class Dnat(Node):
         port = np.where(is_icmp, orig.dport, orig.sport).astype(np.uint16)
         src_lo = np.uint64(NAT64_LO) | batch.src_lo[rows]
         src_hi = np.full(len(rows), NAT64_HI, dtype=np.uint64)
-        sub = batch.select(rows)
+        sub = batch.part(rows)
         hdr = sub.read(ETHER_LEN, rewrite.ROW_V4)
         out, ok = rewrite.to_ipv6(
             hdr, src6_hi=src_hi, src6_lo=src_lo, dst6_hi=orig.src_hi, dst6_lo=orig.src_lo, dport=port
@@ -330,11 +347,11 @@ class Dnat(Node):
         r, out = rows[ok], out[ok]
         if len(r) == 0:
             return
-        sub = batch.select(r)
+        sub = batch.part(r)
         ether = sub.read(0, 12)
         batch.off[r] -= GROWTH
         batch.length[r] += GROWTH
-        sub = batch.select(r)
+        sub = batch.part(r)
         head = np.concatenate([ether, np.broadcast_to(_V6_TYPE, (len(r), 2)), out], axis=1)
         sub.write(0, head)
         proto = batch.proto[r]

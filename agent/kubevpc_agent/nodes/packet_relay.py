@@ -101,7 +101,7 @@ class PacketRelay(Node):
     def _answer(batch: Batch, rows4: npt.NDArray[np.intp], rows6: npt.NDArray[np.intp]) -> None:
         """Turn echo requests into replies in place (nh_* already holds the requester's underlay)."""
         if len(rows4):
-            sub = batch.select(rows4)
+            sub = batch.part(rows4)
             hdr = sub.read(ETHER_LEN, IPV4_LEN + icmp.ICMP_LEN)
             src = hdr[:, V4_SRC : V4_SRC + 4].copy()
             hdr[:, V4_SRC : V4_SRC + 4] = hdr[:, V4_DST : V4_DST + 4]
@@ -119,7 +119,7 @@ class PacketRelay(Node):
             batch.src_lo[rows4], batch.dst_lo[rows4] = batch.dst_lo[rows4], batch.src_lo[rows4]
             batch.sport[rows4] = icmp.IcmpType.ECHO_REPLY
         if len(rows6):
-            sub = batch.select(rows6)
+            sub = batch.part(rows6)
             hdr = sub.read(ETHER_LEN, IPV6_LEN + icmpv6.ICMPV6_LEN)
             src = hdr[:, V6_SRC : V6_SRC + 16].copy()
             hdr[:, V6_SRC : V6_SRC + 16] = hdr[:, V6_DST : V6_DST + 16]

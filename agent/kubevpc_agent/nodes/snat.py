@@ -56,7 +56,11 @@ _SOUTH_NORTH = np.uint8(PacketMark.SOUTH_NORTH)
 _SRC_NAT = np.uint8(FlowFlag.SRC_NAT)
 _SRC_NAT64 = np.uint8(FlowFlag.SRC_NAT64)
 _DST_NAT_OR_LB = np.uint8(FlowFlag.DST_NAT | FlowFlag.DST_LB)
+_ACTIONS = np.uint8(FlowFlag.SRC_NAT | FlowFlag.SRC_NAT64 | FlowFlag.DST_NAT | FlowFlag.DST_LB)
+_FIREWALL = 1
 _M16 = np.uint64(0xFFFF)
+_ICMP = icmp.PROTO
+_NETWORK_LOCAL = int(NatType.NETWORK_LOCAL)
 _PORT_MASK = ~np.uint64(0xFFFF)  # the reply key's ports word without dport
 
 
@@ -109,8 +113,8 @@ class Snat(Node):
         flags = flows.flags[f]
         orig = batch.flow_dir == Dir.ORIGINAL
         first = (flags == 0) & orig & ((batch.nat & _SOUTH_NORTH) != 0)
-        if not first.any() and not (flags & (_SRC_NAT | _SRC_NAT64 | _DST_NAT_OR_LB)).any():
-            return Next.FIREWALL
+        if not first.any() and not (flags & _ACTIONS).any():
+            return _FIREWALL
         reason = np.zeros(len(batch), dtype=np.int64)
         if first.any():
             # one packet per new flow decides (dpservice sees them one by one); the others of the
@@ -132,22 +136,28 @@ class Snat(Node):
         restore = ~first & ok & ~orig & ((flags & _DST_NAT_OR_LB) != 0) & v4
         if src_nat.any():
             rows = np.flatnonzero(src_nat)
-            reply = KeyFields.of(flows.keys[2 * f[rows] + 1])
-            gateway = flows.nat_type[f[rows]] == NatType.NETWORK_LOCAL
-            self._set_src(batch, rows, reply.dst_lo.astype(np.uint32), reply.dport, gateway)
+            fr = f[rows]
+            reply = flows.keys[2 * fr + 1]  # the NATed source is the reply key's destination
+            nat_port = (reply[:, W_PORTS] & _M16).astype(np.uint16)
+            gateway = flows.nat_type[fr] == _NETWORK_LOCAL
+            self._set_src(batch, rows, reply[:, W_DST_LO].astype(np.uint32), nat_port, gateway)
             self.count(Counter.NAT_SNAT, int(np.count_nonzero(gateway)))
             self.count(Counter.VIP_SNAT, int(np.count_nonzero(~gateway)))
         if nat64.any():
             rows = np.flatnonzero(nat64)
-            reply = KeyFields.of(flows.keys[2 * f[rows] + 1])
-            reason[rows] = self._to_ipv4(batch, rows, reply.dst_lo.astype(np.uint32), reply.dport)
+            reply = flows.keys[2 * f[rows] + 1]
+            nat_port = (reply[:, W_PORTS] & _M16).astype(np.uint16)
+            reason[rows] = self._to_ipv4(batch, rows, reply[:, W_DST_LO].astype(np.uint32), nat_port)
         if restore.any():
             rows = np.flatnonzero(restore)
             vip = flows.keys[2 * f[rows], W_DST_LO].astype(np.uint32)  # the original destination
             self._set_src(batch, rows, vip, None, np.zeros(len(rows), dtype=bool))
             self.count(Counter.REPLY_SOURCE_RESTORED, len(rows))
+        drops = reason > 0
+        if not drops.any():
+            return _FIREWALL
         self.counters[:N_REASONS] += np.bincount(reason, minlength=N_REASONS + 1)[1:].astype(np.uint64)
-        return np.where(reason > 0, Next.DROP, Next.FIREWALL).astype(np.intp)
+        return np.where(drops, Next.DROP, Next.FIREWALL).astype(np.intp)
 
     # --- first packets -----------------------------------------------------------------------------
 
@@ -313,17 +323,21 @@ class Snat(Node):
         """New IPv4 source (and, where ``with_port``, TCP/UDP source port or ICMP identifier)."""
         if len(rows) == 0:
             return
-        sub = batch.select(rows)
+        sub = batch.part(rows)
         hdr = sub.read(ETHER_LEN, rewrite.ROW_V4)
-        is_icmp = sub.proto == icmp.PROTO
+        proto = sub.proto
         if port is not None:
-            sport = np.where(with_port & ~is_icmp, port, sub.sport).astype(np.uint16)
-            ident = np.where(with_port & is_icmp, port, sub.dport).astype(np.uint16)
-            rewrite.nat_ipv4(hdr, sub.proto, src=src, sport=sport, icmp_id=ident)
+            is_icmp = proto == _ICMP
+            if with_port.all() and not is_icmp.any():  # the common case: TCP/UDP behind a NAT
+                sport, ident = port, sub.dport
+            else:
+                sport = np.where(with_port & ~is_icmp, port, sub.sport).astype(np.uint16)
+                ident = np.where(with_port & is_icmp, port, sub.dport).astype(np.uint16)
+            rewrite.nat_ipv4(hdr, proto, src=src, sport=sport, icmp_id=ident)
             batch.sport[rows] = sport
-            batch.dport[rows] = np.where(is_icmp, ident, sub.dport)
+            batch.dport[rows] = ident
         else:
-            rewrite.nat_ipv4(hdr, sub.proto, src=src)
+            rewrite.nat_ipv4(hdr, proto, src=src)
         sub.write(ETHER_LEN, hdr)
         batch.src_lo[rows] = src
 
@@ -335,18 +349,18 @@ class Snat(Node):
         port: npt.NDArray[np.uint16],
     ) -> npt.NDArray[np.int64]:
         """NAT64 of ``rows`` in place (the frame loses 20 bytes); returns a drop reason per row."""
-        sub = batch.select(rows)
+        sub = batch.part(rows)
         hdr6 = sub.read(ETHER_LEN, rewrite.ROW_V6)
         out, ok = rewrite.to_ipv4(hdr6, nat_ip, port)
         why = np.where(ok, 0, Counter.NAT64_UNTRANSLATABLE + 1).astype(np.int64)
         r, out = rows[ok], out[ok]
         if len(r) == 0:
             return why
-        ether = batch.select(r).read(0, 12)
+        ether = batch.part(r).read(0, 12)
         batch.off[r] += SHRINK
         batch.length[r] -= SHRINK
         head = np.concatenate([ether, np.broadcast_to(_V4_TYPE, (len(r), 2)), out], axis=1)
-        batch.select(r).write(0, head)
+        batch.part(r).write(0, head)
         proto = out[:, 9]
         batch.l3[r] = L3.IPV4
         batch.proto[r] = proto

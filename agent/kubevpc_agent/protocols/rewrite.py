@@ -109,6 +109,15 @@ def _l4_csum_update(rows: U8, proto: U8, delta: U64, icmp_delta: U64) -> None:
         rows[r] = sub
 
 
+# 16-bit word positions in an IPv4 row (``rows.view(">u2")``)
+_W_IP_CSUM, _W_SRC, _W_DST, _W_SPORT, _W_DPORT, _W_ICMP_ID = 5, 6, 8, 10, 11, 12
+CSUM_WORD = np.full(256, -1, dtype=np.intp)  # transport checksum word per protocol
+CSUM_WORD[tcp.PROTO] = TCP_CSUM // 2
+CSUM_WORD[udp.PROTO] = UDP_CSUM // 2
+CSUM_WORD[icmp.PROTO] = ICMP_CSUM // 2
+_S16 = np.uint64(16)
+
+
 def nat_ipv4(
     rows: U8,
     proto: U8,
@@ -121,39 +130,61 @@ def nat_ipv4(
 ) -> None:
     """Rewrite IPv4 addresses, TCP/UDP ports or the ICMP identifier of every row, in place.
 
-    ``rows`` start at the IPv4 header and hold at least :data:`ROW_V4` bytes. Port arguments
-    apply to TCP/UDP rows, ``icmp_id`` to ICMP rows; other rows keep those fields.
+    ``rows`` start at the IPv4 header and hold at least :data:`ROW_V4` bytes (an even width, one
+    C-contiguous matrix). Port arguments apply to TCP/UDP rows, ``icmp_id`` to ICMP rows; other
+    rows keep those fields. Works on a big-endian 16-bit view of the rows: every header field is a
+    column, every checksum one RFC 1624 update.
     """
+    w = rows.view(">u2")
     n = len(rows)
     ip_delta = np.zeros(n, dtype=np.uint64)
-    if src is not None:
-        ip_delta += addr32_delta(get32(rows, ipv4.OFF_SRC), src)
-        put32(rows, ipv4.OFF_SRC, src)
-    if dst is not None:
-        ip_delta += addr32_delta(get32(rows, ipv4.OFF_DST), dst)
-        put32(rows, ipv4.OFF_DST, dst)
+    addresses: tuple[tuple[npt.NDArray[np.integer] | None, int], ...] = ((src, _W_SRC), (dst, _W_DST))
+    for value, at in addresses:
+        if value is not None:
+            v = value.astype(np.uint64)
+            hi, lo = v >> _S16, v & _FFFF
+            ip_delta += word_delta(w[:, at], hi) + word_delta(w[:, at + 1], lo)
+            w[:, at] = hi
+            w[:, at + 1] = lo
     if src is not None or dst is not None:
-        put16(rows, ipv4.OFF_CHECKSUM, apply_delta(get16(rows, ipv4.OFF_CHECKSUM), ip_delta))
-    has_ports = (proto == tcp.PROTO) | (proto == udp.PROTO)
-    l4_delta = ip_delta.copy()  # the pseudo-header holds the addresses
-    if sport is not None:
-        old = get16(rows, L4 + tcp.OFF_SPORT)
-        new = np.where(has_ports, sport, old).astype(np.uint16)
-        l4_delta += word_delta(old, new)
-        put16(rows, L4 + tcp.OFF_SPORT, new)
-    if dport is not None:
-        old = get16(rows, L4 + tcp.OFF_DPORT)
-        new = np.where(has_ports, dport, old).astype(np.uint16)
-        l4_delta += word_delta(old, new)
-        put16(rows, L4 + tcp.OFF_DPORT, new)
-    icmp_delta = np.zeros(n, dtype=np.uint64)
-    if icmp_id is not None:
-        is_icmp = proto == icmp.PROTO
-        old = get16(rows, ICMP_ID)
-        new = np.where(is_icmp, icmp_id, old).astype(np.uint16)
-        icmp_delta += word_delta(old, new)
-        put16(rows, ICMP_ID, new)
-    _l4_csum_update(rows, proto, l4_delta, icmp_delta)
+        w[:, _W_IP_CSUM] = apply_delta(w[:, _W_IP_CSUM], ip_delta)
+    is_icmp = proto == icmp.PROTO
+    any_icmp = bool(is_icmp.any())
+    all_icmp = any_icmp and bool(is_icmp.all())
+    l4_delta = ip_delta  # the TCP/UDP pseudo-header holds the addresses
+    ports: tuple[tuple[npt.NDArray[np.integer] | None, int], ...] = ((sport, _W_SPORT), (dport, _W_DPORT))
+    for value, at in ports:
+        if value is not None and not all_icmp:
+            old = w[:, at]
+            new = value if not any_icmp else np.where(is_icmp, old, value)
+            l4_delta = l4_delta + word_delta(old, new)
+            w[:, at] = new
+    icmp_delta = None
+    if icmp_id is not None and any_icmp:
+        old = w[:, _W_ICMP_ID]
+        new = icmp_id if all_icmp else np.where(is_icmp, icmp_id, old)
+        icmp_delta = word_delta(old, new)
+        w[:, _W_ICMP_ID] = new
+    # one checksum per row: TCP, UDP or ICMP (no pseudo-header: only the identifier counts)
+    col = CSUM_WORD[proto]
+    delta = l4_delta if icmp_delta is None else np.where(is_icmp, icmp_delta, l4_delta)
+    if any_icmp and icmp_delta is None:
+        delta = np.where(is_icmp, 0, delta)
+    first = int(col[0]) if n else -1
+    if first >= 0 and (col == first).all():
+        old = w[:, first].astype(np.uint16)
+        new = apply_delta(old, delta)
+        if first == UDP_CSUM // 2:
+            new = np.where(old == 0, 0, np.where(new == 0, 0xFFFF, new))
+        w[:, first] = new
+        return
+    rows_idx = np.flatnonzero(col >= 0)
+    c = col[rows_idx]
+    old = w[rows_idx, c].astype(np.uint16)
+    new = apply_delta(old, delta[rows_idx])
+    is_udp = proto[rows_idx] == udp.PROTO
+    new = np.where(is_udp & (old == 0), 0, np.where(is_udp & (new == 0), 0xFFFF, new))
+    w[rows_idx, c] = new
 
 
 # --- NAT64 -------------------------------------------------------------------------------------
