@@ -15,6 +15,7 @@ succeeded is the same command sent to the dataplane (``replication.DataplaneLink
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 Message = Any  # a generated protobuf message (the stubs are untyped for mypy)
 
 
+@functools.cache
 def handler_name(rpc: str) -> str:
     """The Servicer method implementing an RPC: "CreateLoadBalancer" -> "create_load_balancer"."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", rpc).lower()
