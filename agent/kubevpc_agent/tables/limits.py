@@ -14,7 +14,7 @@ MAX_PXE_FILENAME_LEN = 31  # DHCP boot file name: dpservice's 32-byte buffer
 MAX_VNI = 0xFFFFFF  # VNIs are 24 bit (VXLAN-sized), checked for load balancers as in dpservice
 
 MAX_VNIS = 512  # VNIs with route tables at once (DP_VNI_MAX_TABLE_SIZE) -> VNI_INIT4 (361)
-MAX_ROUTES_PER_VNI = 1 << 20  # per VNI and address family -> ROUTE_INSERT (303); ~0.5 GiB of
+MAX_ROUTES_PER_VNI = 1 << 20  # per VNI and address family -> ROUTE_INSERT (303); ~0.7 GiB of
 # Python objects at the worst case, far above the 100,000 per VNI we promise (dpservice: ~511)
 MAX_VNF = 1000  # underlay addresses owned by this node (DP_VNF_MAX_TABLE_SIZE) -> VNF_INSERT (401)
 MAX_LOAD_BALANCERS = 256  # DP_LB_TABLE_MAX -> OUT_OF_MEMORY (208), the code dpservice's full hash gives
