@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -26,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS)
     from kubevpc_agent.agent import run  # grpc and the dataplane only load when we really run
 
-    return run(parsed)
+    try:
+        return run(parsed)
+    except Exception:  # a port, the dataplane or the listen address could not be set up
+        logging.getLogger("kubevpc_agent").exception("kubevpc-agent failed")
+        return 1
 
 
 if __name__ == "__main__":
