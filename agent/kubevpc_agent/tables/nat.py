@@ -210,68 +210,79 @@ class NatPorts:
     """The NAT gateway's port allocation state; see the module docstring."""
 
     def __init__(self) -> None:
-        self.portmap: dict[tuple[int, int, int, int], list[int]] = {}  # key -> [nat_port, flows]
+        self.portmap: dict[tuple[int, int, int], list[int]] = {}  # key -> [nat_port, flows]
         self.overload: set[int] = set()
         self.used_by_port: dict[int, int] = {}  # VM port -> allocations in use
         self.full_drops = 0  # allocations refused: no free port in the range
         self.taken_drops = 0  # allocations refused: the reused port's overload key is taken
 
     @staticmethod
-    def _overload_key(nat_ip: int, nat_port: int, dst_ip: int, dst_port: int, proto: int) -> int:
-        return (((((nat_ip << 16) | nat_port) << 32 | dst_ip) << 16 | dst_port) << 8) | proto
+    def _keys(req: NatRequest) -> tuple[list[tuple[int, int, int]], list[int]]:
+        """Per row: the portmap key, and the port-overload key without its port (``| port << 56``).
+
+        Portmap key: ``(address high, address low, vni << 24 | is_v6 << 16 | port)``; port-overload
+        key: ``nat_ip << 72 | nat_port << 56 | destination << 24 | destination port << 8 | protocol``.
+        Both are built column-wise; the per-row loop only combines them.
+        """
+        meta = (req.vni.astype(np.uint64) << np.uint64(24)) | (req.is_v6.astype(np.uint64) << np.uint64(16))
+        meta |= req.src_port.astype(np.uint64)
+        pkeys = list(zip(req.src_hi.tolist(), req.src_lo.tolist(), meta.tolist(), strict=True))
+        low = (req.dst_ip.astype(np.uint64) << np.uint64(24)) | (
+            req.dst_port.astype(np.uint64) << np.uint64(8)
+        )
+        low |= req.proto.astype(np.uint64)
+        bases = [(nat << 72) | rest for nat, rest in zip(req.nat_ip.tolist(), low.tolist(), strict=True)]
+        return pkeys, bases
 
     def allocate(self, req: NatRequest) -> I64:
         """A NAT port for every row (MISS where none can be given); rows are served in order."""
         n = len(req.vni)
-        out = np.full(n, MISS, dtype=np.int64)
         if n == 0:
-            return out
+            return np.full(0, MISS, dtype=np.int64)
+        pkeys, bases = self._keys(req)
         h = portmap_hash(req.vni, req.src_hi, req.src_lo, req.is_v6, req.src_port).tolist()
-        src = ((req.src_hi.astype(object) << 64) | req.src_lo.astype(object)).tolist()
-        rows = zip(
-            req.vni.tolist(),
-            src,
-            req.is_v6.tolist(),
-            req.src_port.tolist(),
-            req.dst_ip.tolist(),
-            req.dst_port.tolist(),
-            req.proto.tolist(),
-            req.nat_ip.tolist(),
-            req.min_port.tolist(),
-            req.max_port.tolist(),
-            req.port.tolist(),
-            h,
-            strict=True,
-        )
-        portmap, overload, okey = self.portmap, self.overload, self._overload_key
-        for i, (vni, addr, v6, sport, dst, dport, proto, nat_ip, lo, hi, vm_port, hv) in enumerate(rows):
-            pkey = (vni, addr, int(v6), sport)
+        lows, highs = req.min_port.tolist(), req.max_port.tolist()
+        portmap, overload = self.portmap, self.overload
+        out = [MISS] * n
+        for i, pkey in enumerate(pkeys):
+            base = bases[i]
             entry = portmap.get(pkey)
-            if entry is not None:
-                key = okey(nat_ip, entry[0], dst, dport, proto)
+            if entry is not None:  # this VM port has its NAT port: reuse it for the new destination
+                key = base | (entry[0] << 56)
                 if key in overload:
                     self.taken_drops += 1
                     continue
                 overload.add(key)
                 entry[1] += 1
-                port = entry[0]
+                out[i] = entry[0]
+                continue
+            lo, span, hv = lows[i], highs[i] - lows[i], h[i]
+            for p in range(span):
+                candidate = lo + (hv + p) % span
+                key = base | (candidate << 56)
+                if key not in overload:
+                    overload.add(key)
+                    portmap[pkey] = [candidate, 1]
+                    out[i] = candidate
+                    break
             else:
-                span = hi - lo
-                port = MISS
-                for p in range(span):
-                    candidate = lo + (hv + p) % span
-                    key = okey(nat_ip, candidate, dst, dport, proto)
-                    if key not in overload:
-                        port = candidate
-                        break
-                if port == MISS:
-                    self.full_drops += 1
-                    continue
-                overload.add(key)
-                portmap[pkey] = [port, 1]
-            out[i] = port
-            self.used_by_port[vm_port] = self.used_by_port.get(vm_port, 0) + 1
-        return out
+                self.full_drops += 1
+        result = np.array(out, dtype=np.int64)
+        self._count(req.port[result != MISS], +1)
+        return result
+
+    def _count(self, vm_ports: npt.NDArray[np.int16], sign: int) -> None:
+        """Add ``sign`` per row to the per-port allocation counts (dropping ports that reach 0)."""
+        if len(vm_ports) == 0:
+            return
+        ports, counts = np.unique(vm_ports, return_counts=True)
+        used = self.used_by_port
+        for port, count in zip(ports.tolist(), counts.tolist(), strict=True):
+            left = used.get(port, 0) + sign * count
+            if left > 0:
+                used[port] = left
+            else:
+                used.pop(port, None)
 
     def release(self, table: FlowTable, flows: I64) -> None:
         """Flow-table release hook: give back the ports of NAT-gateway flows being removed."""
@@ -300,31 +311,13 @@ class NatPorts:
 
     def free(self, req: NatRequest, nat_port: I64) -> None:
         """Undo :meth:`allocate` for rows of ``req`` that got ``nat_port``."""
-        src = ((req.src_hi.astype(object) << 64) | req.src_lo.astype(object)).tolist()
-        rows = zip(
-            req.vni.tolist(),
-            src,
-            req.is_v6.tolist(),
-            req.src_port.tolist(),
-            req.dst_ip.tolist(),
-            req.dst_port.tolist(),
-            req.proto.tolist(),
-            req.nat_ip.tolist(),
-            nat_port.tolist(),
-            req.port.tolist(),
-            strict=True,
-        )
+        pkeys, bases = self._keys(req)
         portmap, overload = self.portmap, self.overload
-        for vni, addr, v6, sport, dst, dport, proto, nat_ip, port, vm_port in rows:
-            overload.discard(self._overload_key(nat_ip, port, dst, dport, proto))
-            pkey = (vni, addr, int(v6), sport)
+        for pkey, base, port in zip(pkeys, bases, nat_port.tolist(), strict=True):
+            overload.discard(base | (port << 56))
             entry = portmap.get(pkey)
             if entry is not None:
                 entry[1] -= 1
                 if entry[1] <= 0:
                     del portmap[pkey]
-            left = self.used_by_port.get(vm_port, 0) - 1
-            if left > 0:
-                self.used_by_port[vm_port] = left
-            else:
-                self.used_by_port.pop(vm_port, None)
+        self._count(req.port, -1)
