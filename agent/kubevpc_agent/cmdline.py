@@ -335,7 +335,7 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option(
         "fw-drop-compat",
         None,
-        "reject firewall DROP rules with 441 NO_DROP_SUPPORT, as dpservice does (kubevpc)",
+        "dpservice's firewall: reject DROP rules with 441 NO_DROP_SUPPORT and enforce no verdict (kubevpc)",
         _flag("fw_drop_compat", True),
     ),
 )

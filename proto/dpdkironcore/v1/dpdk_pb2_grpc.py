@@ -618,11 +618,14 @@ class DPDKironcoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateFirewallRule(self, request, context):
-        """CreateFirewallRule appends a rule to the interface's list. Only ACCEPT rules are supported;
-        priority is stored but not used. dpservice fills rule_id in the reply with bytes unrelated
-        to the rule; kubevpc returns the rule's id there.
+        """CreateFirewallRule appends a rule to the interface's list. dpservice supports only ACCEPT
+        rules and stores but ignores priority; kubevpc accepts and enforces DROP rules and evaluates
+        lower priority first, ties in insertion order (its --fw-drop-compat flag restores 441 and
+        non-enforcement). dpservice fills rule_id in the reply with bytes unrelated to the rule;
+        kubevpc returns the rule's id there.
         Not idempotent: a repeat returns 202 ALREADY_EXISTS.
-        Errors: 205 NO_VM, 202 ALREADY_EXISTS, 441 NO_DROP_SUPPORT (action DROP).
+        Errors: 205 NO_VM, 202 ALREADY_EXISTS, 441 NO_DROP_SUPPORT (action DROP, dpservice and
+        kubevpc --fw-drop-compat).
         INVALID_ARGUMENT: "Invalid interface_id", "Invalid rule id", "Invalid source_prefix.ip",
         "Invalid source_prefix.length", "Invalid destination_prefix.ip", ..., "Invalid direction",
         "Invalid action", "Invalid priority" (> 65535), "Invalid tcp.src_port range" and the like
