@@ -48,7 +48,8 @@ class Direction(IntEnum):
 
 
 class Action(IntEnum):
-    """Firewall rule action, numbered as on the wire."""
+    """Firewall rule action (our numbering: the wire has DROP=0, ACCEPT=1; ``api/convert.py`` maps
+    by name)."""
 
     ACCEPT = 0
     DROP = 1
