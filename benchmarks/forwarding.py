@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from socket import inet_aton
 
-from kubevpc_agent.lab.netns import Netns, NetnsPool, sh, wait_for
+from kubevpc_agent.lab.netns import Netns, NetnsPool, leftover_namespaces, sh, wait_for
 from kubevpc_agent.lab.topology import Lab
 
 GEN_CPU = 0
@@ -67,6 +67,14 @@ def link_stats(ns: Netns, dev: str) -> dict[str, int]:
         "tx_packets": stats["tx"]["packets"],
         "tx_dropped": stats["tx"]["dropped"],
     }
+
+
+def gen_stats(ends: Endpoints) -> dict[str, int]:
+    return link_stats(ends.gen, ends.gen_dev)
+
+
+def sink_stats(ends: Endpoints) -> dict[str, int]:
+    return link_stats(ends.sink, ends.sink_dev)
 
 
 def cpu_times_by_pid() -> dict[int, tuple[int, float]]:
@@ -130,12 +138,79 @@ class Run:
     valid: bool
 
 
+BURST = 3000  # frames per burst: fits the 4096-frame rx ring and a TAP queue of 10000
+BURSTS = 9
+
+DRAIN_TIMER = """
+import os, signal, sys, time
+path, target, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def count():
+    with open(path) as f:
+        return int(f.read())
+start = count()
+os.kill(pid, signal.SIGCONT)
+t0 = time.perf_counter()
+while count() - start < target and time.perf_counter() - t0 < 2.0:
+    pass
+print(time.perf_counter() - t0, count() - start)
+"""
+
+
+def worker_pid(dut: Netns) -> int:
+    """The dataplane worker: the process in the DUT namespace whose parent is there too."""
+    pids = set(dut.pids())
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) in pids:
+            return pid
+    raise RuntimeError(f"no dataplane worker in {dut.name}")
+
+
+def burst_capacity(ends: Endpoints, frame: int, max_foreign: float, quiet_timeout: float) -> float:
+    """BRIEF.md §6 burst drain: pause the worker, queue a burst, resume it, time the drain."""
+    assert ends.dut is not None
+    pid = worker_pid(ends.dut)
+    ends.gen.ip("link", "set", ends.gen_dev, "txqueuelen", "10000")
+    # establish the flows first
+    warm = Generator(ends, frame, 20000.0)
+    time.sleep(1.0)
+    warm.stop()
+    rates = []
+    for _ in range(BURSTS):
+        wait_quiet(ends.namespaces, max_foreign, quiet_timeout)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T")
+            before = gen_stats(ends)
+            gen = Generator(ends, frame, None, count=BURST)
+            gen.proc.wait(30)
+            gen.stop()
+            queued = gen_stats(ends)["tx_packets"] - before["tx_packets"]
+            timer = ends.sink.run(
+                sys.executable,
+                "-c",
+                DRAIN_TIMER,
+                f"/sys/class/net/{ends.sink_dev}/statistics/rx_packets",
+                str(queued),
+                str(pid),
+            )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        seconds, delivered = timer.split()
+        rates.append(int(delivered) / float(seconds))
+    return statistics.median(rates)
+
+
 @dataclass
 class Point:
     scenario: str
     frame: int
     runs: list[Run] = field(default_factory=list)
     note: str = ""
+    capacity_pps: float = 0.0  # burst drain (our dataplane only)
 
     def valid_runs(self) -> list[Run]:
         return [r for r in self.runs if r.valid]
@@ -157,6 +232,7 @@ class Endpoints:
     namespaces: list[Netns]
     src_ip: str = GEN_IP
     dst_ip: str = SINK_IP
+    dut: Netns | None = None  # where our dataplane worker runs (None: the kernel is the DUT)
 
 
 def udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, frame: int) -> bytes:
@@ -205,10 +281,10 @@ def mac_of(ns: Netns, dev: str) -> str:
 class Generator:
     """txgen pinned to the generator CPU, sending one frame size until stopped."""
 
-    def __init__(self, ends: Endpoints, frame: int, rate: float | None) -> None:
+    def __init__(self, ends: Endpoints, frame: int, rate: float | None, count: int = 0) -> None:
         data = udp_frame(mac_of(ends.gen, ends.gen_dev), ends.dst_mac, ends.src_ip, ends.dst_ip, frame)
         cmd = ["taskset", "-c", str(GEN_CPU), str(txgen_binary()), ends.gen_dev, data.hex(), str(FLOWS)]
-        cmd += [str(SPORT_OFFSET), str(rate or 0)]
+        cmd += [str(SPORT_OFFSET), str(rate or 0), str(count)]
         self.proc = ends.gen.popen(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> None:
@@ -222,8 +298,8 @@ class Generator:
             self.proc.stderr.close()
 
 
-def measure(ends: Endpoints, frame: int, rate: float | None, max_foreign: float) -> Run:
-    wait_quiet(ends.namespaces, max_foreign)
+def measure(ends: Endpoints, frame: int, rate: float | None, max_foreign: float, quiet_timeout: float) -> Run:
+    wait_quiet(ends.namespaces, max_foreign, quiet_timeout)
     gen = Generator(ends, frame, rate)
     try:
         time.sleep(WARMUP)
@@ -231,17 +307,9 @@ def measure(ends: Endpoints, frame: int, rate: float | None, max_foreign: float)
             raise RuntimeError(f"txgen exited: {gen.proc.stderr.read() if gen.proc.stderr else ''}")
         ours = our_pids(ends.namespaces)
         cpu0 = cpu_times_by_pid()
-        g0, s0, t0 = (
-            link_stats(ends.gen, ends.gen_dev),
-            link_stats(ends.sink, ends.sink_dev),
-            time.monotonic(),
-        )
+        g0, s0, t0 = gen_stats(ends), sink_stats(ends), time.monotonic()
         time.sleep(WINDOW)
-        g1, s1, t1 = (
-            link_stats(ends.gen, ends.gen_dev),
-            link_stats(ends.sink, ends.sink_dev),
-            time.monotonic(),
-        )
+        g1, s1, t1 = gen_stats(ends), sink_stats(ends), time.monotonic()
         foreign = foreign_cpu(cpu0, cpu_times_by_pid(), ours) / (t1 - t0)
     finally:
         gen.stop()
@@ -309,7 +377,7 @@ def passthrough_topology(pool: NetnsPool, driver: str) -> Endpoints:
     if "ready" not in line:
         raise RuntimeError(f"pass-through forwarder did not start: {line}{proc.stdout.read()}")
     sink_drops_everything(sink, sink_dev)
-    return Endpoints(gen, gen_dev, "02:00:00:00:00:01", sink, sink_dev, [gen, node, sink])
+    return Endpoints(gen, gen_dev, "02:00:00:00:00:01", sink, sink_dev, [gen, node, sink], dut=node)
 
 
 def run_passthrough(driver: str) -> None:
@@ -400,7 +468,7 @@ def agent_topology(pool: NetnsPool, attach: str, encap: bool) -> Endpoints:
     else:
         port_mac = node.link_mac(next(p.ifname for p in node.ports if p.device == gen.device))
     namespaces = [lab.router, node.ns, gen.ns, sink.ns]
-    return Endpoints(gen.ns, gen.nic, port_mac, sink_ns, sink_dev, namespaces)
+    return Endpoints(gen.ns, gen.nic, port_mac, sink_ns, sink_dev, namespaces, dut=node.ns)
 
 
 @dataclass
@@ -435,8 +503,15 @@ SCENARIOS: dict[str, Scenario] = {
 
 @contextlib.contextmanager
 def scenario_endpoints(scenario: Scenario) -> Iterator[Endpoints]:
-    with NetnsPool() as pool:
+    pool = NetnsPool()
+    try:
         yield scenario.build(pool)
+    finally:
+        names = [ns.name for ns in pool.namespaces]
+        pool.close()
+        left = leftover_namespaces(names)
+        if left:
+            print(f"warning: namespaces left behind: {left}", file=sys.stderr)
 
 
 def run_point(scenario: Scenario, frame: int, args: argparse.Namespace) -> Point:
@@ -445,7 +520,7 @@ def run_point(scenario: Scenario, frame: int, args: argparse.Namespace) -> Point
         attempts = 0
         while len(point.valid_runs()) < args.runs and attempts < args.runs * 2:
             attempts += 1
-            run = measure(ends, frame, args.rate, args.max_foreign)
+            run = measure(ends, frame, args.rate, args.max_foreign, args.quiet_timeout)
             point.runs.append(run)
             print(
                 f"  {scenario.name:16} {frame:5} B  offered {run.offered_pps / 1e6:6.3f} Mpps  "
@@ -453,22 +528,30 @@ def run_point(scenario: Scenario, frame: int, args: argparse.Namespace) -> Point
                 f"foreign {run.foreign_cpus:4.2f} CPU{'' if run.valid else '  (discarded)'}",
                 flush=True,
             )
+        if ends.dut is not None and args.burst:
+            point.capacity_pps = burst_capacity(ends, frame, args.max_foreign, args.quiet_timeout)
+            mpps = point.capacity_pps / 1e6
+            print(f"  {scenario.name:16} {frame:5} B  capacity (burst drain) {mpps:6.3f} Mpps", flush=True)
     return point
 
 
 def report(points: list[Point]) -> str:
     lines = [
-        "| scenario | frame | offered Mpps | delivered Mpps | delivered/offered | Gbit/s | x kernel pps |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | frame | offered Mpps | delivered Mpps | delivered/offered | Gbit/s | x kernel pps "
+        "| capacity Mpps (burst) | capacity x kernel |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     kernel = {p.frame: p.median("delivered_pps") for p in points if p.scenario == "kernel"}
     for p in points:
         offered, delivered = p.median("offered_pps"), p.median("delivered_pps")
         base = kernel.get(p.frame)
-        ratio = f"{delivered / base:.2f}" if base else "—"
+        ratio = f"{delivered / base:.2f}" if base else "-"
+        capacity = f"{p.capacity_pps / 1e6:.3f}" if p.capacity_pps else "-"
+        cap_ratio = f"{p.capacity_pps / base:.2f}" if p.capacity_pps and base else "-"
         lines.append(
             f"| {p.scenario} | {p.frame} | {offered / 1e6:.3f} | {delivered / 1e6:.3f} | "
-            f"{delivered / offered if offered else 0:.2f} | {p.median('delivered_gbps'):.2f} | {ratio} |"
+            f"{delivered / offered if offered else 0:.2f} | {p.median('delivered_gbps'):.2f} | {ratio} "
+            f"| {capacity} | {cap_ratio} |"
         )
     return "\n".join(lines)
 
@@ -486,6 +569,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rate", type=float, default=None, help="offered packets/s; default: as fast as possible"
     )
     parser.add_argument("--max-foreign", type=float, default=0.15, help="CPUs other processes may use")
+    parser.add_argument(
+        "--quiet-timeout", type=float, default=120, help="seconds to wait for a quiet machine"
+    )
+    parser.add_argument(
+        "--no-burst", dest="burst", action="store_false", help="skip the burst-drain capacity"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw runs here")
     parser.add_argument("--passthrough", choices=["netdev", "tap"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -515,9 +604,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report(points))
     if args.json:
         args.json.write_text(json.dumps([asdict(p) for p in points], indent=2))
-    leftovers = [n for n in sh("ip", "netns", "list").split() if n.startswith("kvpc-b")]
-    if leftovers:
-        print(f"warning: namespaces left behind: {leftovers}", file=sys.stderr)
     return 0
 
 

@@ -6,11 +6,11 @@
  * backlog on another CPU holds its socket's send buffer), and it raises its own send buffer with
  * SO_SNDBUFFORCE instead of changing system-wide sysctls.
  *
- * usage: txgen IFNAME FRAME_HEX FLOWS SPORT_OFFSET [PPS]
+ * usage: txgen IFNAME FRAME_HEX FLOWS SPORT_OFFSET [PPS [COUNT]]
  *   FRAME_HEX     the frame to send (hex, no FCS); byte SPORT_OFFSET+1 is varied per flow
  *   FLOWS         number of flows (1..256): source port low byte = template + i
  *   PPS           rate limit (0 or absent: as fast as possible)
- * Runs until SIGTERM/SIGINT.
+ *   COUNT         stop after this many frames have left (0 or absent: run until SIGTERM/SIGINT)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,12 +51,13 @@ static double now(void) {
 
 int main(int argc, char **argv) {
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s IFNAME FRAME_HEX FLOWS SPORT_OFFSET [PPS]\n", argv[0]);
+		fprintf(stderr, "usage: %s IFNAME FRAME_HEX FLOWS SPORT_OFFSET [PPS [COUNT]]\n", argv[0]);
 		return 2;
 	}
 	const char *ifname = argv[1], *hex = argv[2];
 	int flows = atoi(argv[3]), sport_off = atoi(argv[4]);
 	double pps = argc > 5 ? atof(argv[5]) : 0;
+	unsigned long long count = argc > 6 ? strtoull(argv[6], NULL, 10) : 0;
 	size_t len = strlen(hex) / 2;
 	unsigned char frame[FRAME_SIZE];
 	if (len < 14 || len > FRAME_SIZE - DATA_OFF || flows < 1 || flows > 256) {
@@ -99,6 +100,10 @@ int main(int argc, char **argv) {
 		batch = pps * 1e-4 < 1 ? 1 : (int)(pps * 1e-4); /* about 100 us of traffic per kick */
 	while (!stop) {
 		int queued = 0;
+		if (count && sent + (unsigned long long)batch > count)
+			batch = (int)(count - sent);
+		if (count && sent >= count)
+			break;
 		for (; queued < batch; queued++) {
 			struct tpacket2_hdr *h = (void *)(ring + (size_t)head * FRAME_SIZE);
 			if (h->tp_status != TP_STATUS_AVAILABLE && h->tp_status != TP_STATUS_WRONG_FORMAT)
@@ -122,6 +127,18 @@ int main(int argc, char **argv) {
 			while (!stop && now() < due)
 				;
 		}
+	}
+	/* COUNT mode: wait until the kernel has taken every queued frame */
+	for (int spins = 0; count && spins < 1000; spins++) {
+		int busy = 0;
+		for (int i = 0; i < FRAMES && !busy; i++) {
+			struct tpacket2_hdr *h = (void *)(ring + (size_t)i * FRAME_SIZE);
+			busy = h->tp_status == TP_STATUS_SEND_REQUEST || h->tp_status == TP_STATUS_SENDING;
+		}
+		if (!busy)
+			break;
+		sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+		usleep(1000);
 	}
 	return 0;
 }
