@@ -39,15 +39,6 @@ NAT_UL, NAT2_UL, VIP_UL, VIP2_UL = (IPv6Address(f"fc00:1::d000:4e:0:{i}") for i 
 # --- the rig -----------------------------------------------------------------------------------
 
 
-def apply(h: Harness, command: object) -> None:
-    """As the dataplane worker applies a command: nodes' before_command hooks, then the state."""
-    for node in h.graph.nodes:
-        hook = getattr(node, "before_command", None)
-        if callable(hook):
-            hook(command, h.state)
-    h.state.apply(command)  # type: ignore[arg-type]
-
-
 class Clock:
     """The conntrack node's clock, moved by hand."""
 
@@ -79,11 +70,11 @@ def h(clock: Clock) -> Harness:
 
 
 def add_nat(h: Harness, vm: Vm, lo: int = NAT_MIN, hi: int = NAT_MAX, ul: IPv6Address = NAT_UL) -> None:
-    apply(h, cmd.CreateNat(vm.name, IPv4Address(NAT_IP), lo, hi, ul))
+    h.apply(cmd.CreateNat(vm.name, IPv4Address(NAT_IP), lo, hi, ul))
 
 
 def add_vip(h: Harness, vm: Vm, ul: IPv6Address = VIP_UL) -> None:
-    apply(h, cmd.CreateVip(vm.name, IPv4Address(VIP_IP), ul))
+    h.apply(cmd.CreateVip(vm.name, IPv4Address(VIP_IP), ul))
 
 
 def from_vm(vm: Vm, payload: Packet) -> bytes:
@@ -156,7 +147,7 @@ def test_nat_table_flush(h: Harness) -> None:
     """test_flows.test_nat_table_flush: a one-port NAT re-created with another port moves the session."""
     add_nat(h, VM1, 1024, 1025)
     tcp_session(h, VM1, 12345, PUBLIC_IP, 443, nat_port=1024)
-    apply(h, cmd.DeleteNat(VM1.name))
+    h.apply(cmd.DeleteNat(VM1.name))
     add_nat(h, VM1, 1025, 1026)
     tcp_session(h, VM1, 12345, PUBLIC_IP, 443, nat_port=1025)
 
@@ -170,12 +161,12 @@ def test_neighnat_table_flush(h: Harness) -> None:
     """test_flows.test_neighnat_table_flush, with the port dpservice's jhash picks (101)."""
     add_nat(h, VM1)
     tcp_session(h, VM1, 12345, PUBLIC_IP, 443, nat_port=101)
-    apply(h, cmd.CreateNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MIN, NEIGH_MAX, NEIGH_VNI1_UL))
+    h.apply(cmd.CreateNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MIN, NEIGH_MAX, NEIGH_VNI1_UL))
     for _ in range(2):  # the second packet follows the relayed flow
         relayed = uplink(h.send(PF0, [bounce(510)]), dst=NEIGH_VNI1_UL)
         assert bytes(relayed) == bytes(IP(src=PUBLIC_IP, dst=NAT_IP) / TCP(sport=8989, dport=510))
-    apply(h, cmd.DeleteNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MIN, NEIGH_MAX))
-    apply(h, cmd.DeleteNat(VM1.name))
+    h.apply(cmd.DeleteNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MIN, NEIGH_MAX))
+    h.apply(cmd.DeleteNat(VM1.name))
     add_nat(h, VM1, NEIGH_MIN, NEIGH_MIN + 1)
     assert h.send(PF0, [bounce(510)]) == {}  # no longer relayed: premature inbound, dropped
     tcp_session(h, VM1, 12345, PUBLIC_IP, 443, nat_port=NEIGH_MIN)
@@ -193,7 +184,7 @@ def test_nat_default_route(h: Harness) -> None:
             out = h.send(VM1.port, [from_vm(VM1, IP(src=VM1.ip, dst=dst) / UDP(dport=1234))])
             pkt = uplink(out, VM1, dst=ROUTER_UL if natted else NEIGH_VNI1_UL)
             assert (pkt.src == NAT_IP) is natted, (prefix, dst, pkt.src)
-        apply(h, cmd.DeleteRoute(100, IPv4Address(prefix.split("/")[0]), int(prefix.split("/")[1])))
+        h.apply(cmd.DeleteRoute(100, IPv4Address(prefix.split("/")[0]), int(prefix.split("/")[1])))
 
 
 def external_ping(dst_ip: str, ul: IPv6Address) -> bytes:
@@ -218,11 +209,11 @@ def test_network_nat_external_icmp_echo(h: Harness) -> None:
 def test_network_nat_pkt_relay(h: Harness) -> None:
     """test_nat.test_network_nat_pkt_relay: other ranges and NAT users coming and going keep the relay."""
     add_nat(h, VM1)
-    apply(h, cmd.CreateNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MIN, NEIGH_MAX, NEIGH_VNI1_UL))
-    apply(h, cmd.CreateNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MAX + 1, NEIGH_MAX + 2, NEIGH_VNI1_UL))
+    h.apply(cmd.CreateNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MIN, NEIGH_MAX, NEIGH_VNI1_UL))
+    h.apply(cmd.CreateNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MAX + 1, NEIGH_MAX + 2, NEIGH_VNI1_UL))
     add_nat(h, VM2, NAT_MAX + 10, NAT_MAX + 11, NAT2_UL)
-    apply(h, cmd.DeleteNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MAX + 1, NEIGH_MAX + 2))
-    apply(h, cmd.DeleteNat(VM2.name))
+    h.apply(cmd.DeleteNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MAX + 1, NEIGH_MAX + 2))
+    h.apply(cmd.DeleteNat(VM2.name))
     relayed = uplink(h.send(PF0, [bounce(510)]), dst=NEIGH_VNI1_UL)
     assert relayed[TCP].dport == 510
     assert h.counters().get("packet_relay.relayed") == 1
@@ -231,7 +222,7 @@ def test_network_nat_pkt_relay(h: Harness) -> None:
 def test_relayed_flow_refuses_reply_direction(h: Harness) -> None:
     """A reply-direction packet of a neighbour-NAT flow is dropped by conntrack (dpservice rule)."""
     add_nat(h, VM1)
-    apply(h, cmd.CreateNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MIN, NEIGH_MAX, NEIGH_VNI1_UL))
+    h.apply(cmd.CreateNeighborNat(IPv4Address(NAT_IP), 100, NEIGH_MIN, NEIGH_MAX, NEIGH_VNI1_UL))
     uplink(h.send(PF0, [bounce(510)]), dst=NEIGH_VNI1_UL)
     reply = from_router(NAT_UL, IP(src=NAT_IP, dst=PUBLIC_IP) / TCP(sport=510, dport=8989))
     assert h.send(PF0, [reply]) == {}
@@ -257,8 +248,7 @@ def test_network_nat_to_vip_on_another_vni(h: Harness) -> None:
     """test_nat.test_network_nat_to_vip_on_another_vni: NAT (VNI 100) to a VIP (VNI 200) via the router."""
     add_nat(h, VM1)
     add_vip(h, VM3)
-    apply(
-        h,
+    h.apply(
         cmd.CreateFirewallRule(
             VM3.name,
             FirewallRule(
@@ -475,7 +465,7 @@ def test_nat_wins_over_vip_on_the_same_vm(h: Harness) -> None:
 def test_delete_vip_removes_its_flows(h: Harness) -> None:
     add_vip(h, VM2)
     uplink(h.send(VM2.port, [from_vm(VM2, IP(src=VM2.ip, dst=PUBLIC_IP) / TCP(sport=1240, dport=100))]), VM2)
-    apply(h, cmd.DeleteVip(VM2.name))
+    h.apply(cmd.DeleteVip(VM2.name))
     assert h.counters()["conntrack.flows_purged"] == 1
     out = uplink(
         h.send(VM2.port, [from_vm(VM2, IP(src=VM2.ip, dst=PUBLIC_IP) / TCP(sport=1240, dport=100))]), VM2
@@ -557,6 +547,6 @@ def test_delete_interface_removes_its_flows_and_nat_ports(h: Harness) -> None:
     uplink(h.send(VM1.port, [from_vm(VM1, IP(src=VM1.ip, dst=PUBLIC_IP) / UDP(sport=1, dport=2))]), VM1)
     snat = h.graph.node("snat")
     assert snat.port_figures() == {"nat_used_ports": {VM1.port: 1}}  # type: ignore[attr-defined]
-    apply(h, cmd.DeleteInterface(VM1.name))
+    h.apply(cmd.DeleteInterface(VM1.name))
     assert snat.port_figures() == {"nat_used_ports": {}}  # type: ignore[attr-defined]
     assert h.counters()["conntrack.flows_purged"] == 1

@@ -94,6 +94,14 @@ class Harness:
                 assert_valid(frame)
         return {k: v for k, v in out.items() if v}
 
+    def apply(self, command: object) -> None:
+        """Apply a table command as the dataplane worker does: nodes' ``before_command`` hooks first."""
+        for node in self.graph.nodes:
+            hook = getattr(node, "before_command", None)
+            if callable(hook):
+                hook(command, self.state)
+        self.state.apply(command)  # type: ignore[arg-type]
+
     def counters(self) -> dict[str, int]:
         """Every non-zero node counter as ``node.counter``."""
         return {f"{node}.{name}": value for node, name, value in self.graph.counter_snapshot() if value}

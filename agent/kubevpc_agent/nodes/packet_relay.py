@@ -100,40 +100,26 @@ class PacketRelay(Node):
     @staticmethod
     def _answer(batch: Batch, rows4: npt.NDArray[np.intp], rows6: npt.NDArray[np.intp]) -> None:
         """Turn echo requests into replies in place (nh_* already holds the requester's underlay)."""
-        if len(rows4):
-            sub = batch.part(rows4)
-            hdr = sub.read(ETHER_LEN, IPV4_LEN + icmp.ICMP_LEN)
-            src = hdr[:, V4_SRC : V4_SRC + 4].copy()
-            hdr[:, V4_SRC : V4_SRC + 4] = hdr[:, V4_DST : V4_DST + 4]
-            hdr[:, V4_DST : V4_DST + 4] = src  # a swap leaves the IPv4 header checksum as it is
-            at = IPV4_LEN
-            old = rewrite.get16(hdr, at)
-            new = (old & np.uint16(0x00FF)) | np.uint16(icmp.IcmpType.ECHO_REPLY << 8)
-            hdr[:, at] = icmp.IcmpType.ECHO_REPLY
+        for rows, ip_len, src_at, dst_at, width, reply_type in (
+            (rows4, IPV4_LEN, V4_SRC, V4_DST, 4, icmp.IcmpType.ECHO_REPLY),
+            (rows6, IPV6_LEN, V6_SRC, V6_DST, 16, icmpv6.Icmpv6Type.ECHO_REPLY),
+        ):
+            if len(rows) == 0:
+                continue
+            sub = batch.part(rows)
+            hdr = sub.read(ETHER_LEN, ip_len + icmp.ICMP_LEN)
+            # swapping the addresses changes neither the IPv4 header sum nor a pseudo-header sum
+            src = hdr[:, src_at : src_at + width].copy()
+            hdr[:, src_at : src_at + width] = hdr[:, dst_at : dst_at + width]
+            hdr[:, dst_at : dst_at + width] = src
+            old = rewrite.get16(hdr, ip_len)
+            new = (old & np.uint16(0x00FF)) | np.uint16(reply_type << 8)
+            rewrite.put16(hdr, ip_len, new)
+            csum = ip_len + icmp.OFF_CHECKSUM  # ICMP and ICMPv6 alike
             rewrite.put16(
-                hdr,
-                at + icmp.OFF_CHECKSUM,
-                rewrite.apply_delta(rewrite.get16(hdr, at + 2), rewrite.word_delta(old, new)),
+                hdr, csum, rewrite.apply_delta(rewrite.get16(hdr, csum), rewrite.word_delta(old, new))
             )
             sub.write(ETHER_LEN, hdr)
-            batch.src_lo[rows4], batch.dst_lo[rows4] = batch.dst_lo[rows4], batch.src_lo[rows4]
-            batch.sport[rows4] = icmp.IcmpType.ECHO_REPLY
-        if len(rows6):
-            sub = batch.part(rows6)
-            hdr = sub.read(ETHER_LEN, IPV6_LEN + icmpv6.ICMPV6_LEN)
-            src = hdr[:, V6_SRC : V6_SRC + 16].copy()
-            hdr[:, V6_SRC : V6_SRC + 16] = hdr[:, V6_DST : V6_DST + 16]
-            hdr[:, V6_DST : V6_DST + 16] = src  # the pseudo-header sum does not change either
-            at = IPV6_LEN
-            old = rewrite.get16(hdr, at)
-            new = (old & np.uint16(0x00FF)) | np.uint16(icmpv6.Icmpv6Type.ECHO_REPLY << 8)
-            hdr[:, at] = icmpv6.Icmpv6Type.ECHO_REPLY
-            rewrite.put16(
-                hdr,
-                at + icmpv6.OFF_CHECKSUM,
-                rewrite.apply_delta(rewrite.get16(hdr, at + 2), rewrite.word_delta(old, new)),
-            )
-            sub.write(ETHER_LEN, hdr)
-            for hi, lo in ((batch.src_hi, batch.dst_hi), (batch.src_lo, batch.dst_lo)):
-                hi[rows6], lo[rows6] = lo[rows6], hi[rows6]
-            batch.sport[rows6] = icmpv6.Icmpv6Type.ECHO_REPLY
+            for a, b in ((batch.src_hi, batch.dst_hi), (batch.src_lo, batch.dst_lo)):
+                a[rows], b[rows] = b[rows], a[rows]
+            batch.sport[rows] = reply_type
