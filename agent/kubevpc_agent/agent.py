@@ -14,14 +14,15 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 from kubevpc_agent.api.server import AgentServer, TlsFiles
 from kubevpc_agent.api.servicer import Servicer
 from kubevpc_agent.cmdline import describe
 from kubevpc_agent.config import AgentConfig
-from kubevpc_agent.graph.port import Port
+from kubevpc_agent.dataplane import start_dataplane
+from kubevpc_agent.metrics import MetricsServer, serve_metrics
+from kubevpc_agent.ports.factory import open_ports
 from kubevpc_agent.replication import DataplaneLink, NullLink
 from kubevpc_agent.tables.state import AgentState
 
@@ -54,30 +55,6 @@ def setup_logging(config: AgentConfig) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
-def open_ports(config: AgentConfig) -> list[Port]:
-    """Every configured port (``kubevpc_agent.ports.factory``; a bare TAP fallback without it)."""
-    try:
-        from kubevpc_agent.ports.factory import open_ports as factory_open_ports
-    except ImportError:
-        from kubevpc_agent._fallback_taps import open_taps
-
-        log.warning("kubevpc_agent.ports.factory missing: creating bare TAP devices, no packet I/O")
-        return open_taps(config)
-    return factory_open_ports(config)
-
-
-def start_dataplane(config: AgentConfig, ports: Sequence[Port]) -> DataplaneLink:
-    """The dataplane worker over ``ports``, or :class:`NullLink` when there is nothing to forward."""
-    if not ports:
-        return NullLink()
-    try:
-        from kubevpc_agent.dataplane import start_dataplane as fork_dataplane
-    except ImportError:
-        log.warning("kubevpc_agent.dataplane missing: control plane only, nothing is forwarded")
-        return NullLink()
-    return fork_dataplane(config, ports)
-
-
 def tls_files(config: AgentConfig) -> TlsFiles | None:
     if config.grpc_tls_cert and config.grpc_tls_key and config.grpc_tls_ca:
         return TlsFiles(config.grpc_tls_cert, config.grpc_tls_key, config.grpc_tls_ca)
@@ -89,6 +66,11 @@ def serve(config: AgentConfig, link: DataplaneLink, stop: threading.Event | None
     stop = stop or threading.Event()
     state = AgentState(config)
     server = AgentServer(Servicer(state, link), config.grpc_listen, tls_files(config))
+    metrics: MetricsServer | None = None
+    stats = getattr(link, "stats", None)
+    if config.metrics_listen and stats is not None:
+        metrics = serve_metrics(config.metrics_listen, stats)
+        log.info("metrics on %s (port %d)", config.metrics_listen, metrics.port)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     is_alive = getattr(link, "is_alive", None)
     code = 0
@@ -102,6 +84,8 @@ def serve(config: AgentConfig, link: DataplaneLink, stop: threading.Event | None
         log.info("stopping: health NOT_SERVING, finishing calls")
     finally:
         server.stop()
+        if metrics is not None:
+            metrics.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return code
@@ -118,7 +102,7 @@ def run(config: AgentConfig) -> int:
     link: DataplaneLink = NullLink()
     code = 1
     try:
-        link = start_dataplane(config, ports)
+        link = start_dataplane(config, ports) if ports else NullLink()
         code = serve(config, link)
     finally:
         link.close()

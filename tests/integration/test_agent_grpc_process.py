@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -326,24 +327,22 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path) -> None:
 
 
 @pytest.mark.privileged
-def test_bare_tap_fallback_when_the_port_package_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without ``kubevpc_agent.ports.factory`` the agent still creates its TAP devices."""
-    from kubevpc_agent import agent as agent_module
-    from kubevpc_agent.config import AgentConfig
-    from kubevpc_agent.graph.port import PortKind, PortSpec
-
-    ifname = unique_name("fb")
-    monkeypatch.setitem(sys.modules, "kubevpc_agent.ports.factory", None)  # import fails
-    spec = PortSpec(0, "net_tap0", ifname, "02:11:22:33:44:55", PortKind.VF)
-    ports = agent_module.open_ports(AgentConfig(ports=(spec,)))
+def test_metrics_listen_serves_the_dataplane_counters_over_http() -> None:
+    topology = Topology()
+    grpc_port, metrics_port = free_port(), free_port()
+    args = [*topology.eal_args(), "--", *topology.dpservice_args(grpc_port)]
+    agent = AgentProcess(
+        [*args, f"--metrics-listen=127.0.0.1:{metrics_port}"], address=f"127.0.0.1:{grpc_port}"
+    )
+    agent.start()
     try:
-        assert type(ports[0]).__name__ == "BareTap"
-        assert link_mac(ifname) == "02:11:22:33:44:55"
-        assert int(Path(f"/sys/class/net/{ifname}/flags").read_text(), 16) & 0x1, "TAP is not up"
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        assert "kubevpc_dataplane_up 1.0" in text
+        assert f'kubevpc_port_rx_packets_total{{ifname="{topology.pf0}",port="net_tap0"}}' in text
+        assert 'kubevpc_node_packets_total{counter="' in text
     finally:
-        for port in ports:
-            port.close()
-    wait_for(lambda: link_mac(ifname) is None, what=f"{ifname} removed")
+        agent.close()
 
 
 @pytest.mark.privileged
