@@ -39,6 +39,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -292,6 +293,11 @@ class E2eNode(Node):
         self.vms.append(vm)
         return vm
 
+    def add_spare_tap(self, device: str) -> None:
+        """A TAP port without a VM: room for NetworkInterfaces a test creates later."""
+        mac = f"02:{self.index:02x}:00:00:01:{len(self.port_config):02x}"
+        self.port_config.append({"ifname": device, "device": device, "kind": "vf", "mac": mac})
+
     def write_config(self) -> None:
         config = {
             "pf0": "pf0",
@@ -394,7 +400,9 @@ def _netns_exists(name: str) -> bool:
 
 @contextlib.contextmanager
 def e2e_lab(
-    vms: Sequence[VmSpec], node_labels: Mapping[str, Mapping[str, str]] | None = None
+    vms: Sequence[VmSpec],
+    node_labels: Mapping[str, Mapping[str, str]] | None = None,
+    spare_taps: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[E2eLab]:
     """Build the lab, start the agents (uninitialized), attach VMs; remove everything afterwards."""
     pool = NetnsPool()
@@ -408,6 +416,9 @@ def e2e_lab(
             lab.nodes.append(node)
             nodes[name] = node
         machines = {spec.name: nodes[spec.node].add_vm(spec) for spec in vms}
+        for node_name, devices in (spare_taps or {}).items():
+            for device in devices:
+                nodes[node_name].add_spare_tap(device)
         for node in nodes.values():
             node.start()
         inet = attach_internet(pool, lab.router)
@@ -1124,6 +1135,33 @@ def poll(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condi
         raise AssertionError(str(error)) from error.__cause__
 
 
+class ContinuousPing:
+    """``ping -D`` running in the background (one echo every ``interval``); replies by time."""
+
+    def __init__(self, ns: Netns, target: str, interval: float = 0.1) -> None:
+        self.proc = ns.popen("ping", "-D", "-n", "-i", str(interval), "-W", "1", target)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+
+    def replies(self) -> list[float]:
+        """The times (epoch seconds) of the replies received so far."""
+        return [float(line[1 : line.index("]")]) for line in list(self.lines) if "bytes from" in line]
+
+    def stop(self) -> list[float]:
+        """SIGINT (ping prints its summary); the times of every reply received."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.wait(10)
+        self._reader.join(5)
+        return self.replies()
+
+
 def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "traffic") -> None:
     """Poll a traffic check until it passes (right after programming, the first packets may race)."""
     wait_for(check, timeout=timeout, interval=0.2, what=what)
@@ -1190,6 +1228,7 @@ def e2e_environment(
     *,
     operator_env: Mapping[str, str] = FAST_OPERATOR_ENV,
     node_labels: Mapping[str, Mapping[str, str]] | None = None,
+    spare_taps: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[E2eEnv]:
     """Install the chart, build the lab, start the operator; tear all of it down afterwards.
 
@@ -1204,7 +1243,7 @@ def e2e_environment(
     purge_foreign_objects(kube, keep=[namespace])
     env: E2eEnv | None = None
     try:
-        with e2e_lab(vms, node_labels) as lab:
+        with e2e_lab(vms, node_labels, spare_taps) as lab:
             operator = OperatorProcess(release, lab.agents_file, logs.path, priority=100)
             env = E2eEnv(kube, release, namespace, lab, logs.path, operator, [operator])
             try:
