@@ -173,18 +173,25 @@ spec:
 def test_operator_killed_mid_reconcile_is_replaced_and_converges_exactly(env: e2e.E2eEnv) -> None:
     before_uuids = uuids(env)
     first = env.operator
-    lines_before = first.count("Created ")
-    env.apply(NEW_OBJECTS)
+    lines_before = first.count("on node node-a")
     patches = [
         ("natgw", "blue-egress", {"spec": {"portsPerNetworkInterface": 512}}),  # every slice moves
         ("nic", "green-app-1", {"spec": {"virtualIP": "203.0.113.11"}}),
     ]
-    for kind, name, patch in patches:
-        env.kube.kubectl("patch", kind, name, "-n", env.namespace, "--type=merge", "-p", json.dumps(patch))
-    env.kube.kubectl("delete", "nic", "blue-bastion", "-n", env.namespace, "--wait=false")
-    # Mid-reconcile: some of the batch is on the agents, the rest is not.
-    e2e.poll(lambda: first.count("Created ") > lines_before, timeout=30, what="the operator to start")
-    first.kill()
+    # Mid-reconcile: node-a has some of the batch; node-c's agent hangs, so none of it is there.
+    node_c = env.lab.nodes["node-c"]
+    node_c.pause()
+    try:
+        env.apply(NEW_OBJECTS)
+        env.kube.kubectl("delete", "nic", "blue-bastion", "-n", env.namespace, "--wait=false")
+        for kind, name, patch in patches:
+            env.kube.kubectl(
+                "patch", kind, name, "-n", env.namespace, "--type=merge", "-p", json.dumps(patch)
+            )
+        e2e.poll(lambda: first.count("on node node-a") > lines_before, timeout=30, what="node-a to change")
+        first.kill()
+    finally:
+        node_c.pause(False)
     partial = env.snapshot()
 
     second = env.start_operator(priority=200)  # kopf peering: the higher priority works at once

@@ -340,6 +340,11 @@ class E2eNode(Node):
             if vm.kind == "tap":
                 wait_for(lambda vm=vm: not _has_link(vm.ns, vm.nic), timeout=10, what=f"{vm.nic} to vanish")
 
+    def pause(self, pause: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) the agent's process group: calls to it hang, as on a stuck node."""
+        assert self.agent is not None
+        os.killpg(self.agent.proc.pid, signal.SIGSTOP if pause else signal.SIGCONT)
+
     def restart(self) -> LabClient:
         self.kill()
         return self.start()
