@@ -55,7 +55,10 @@ def start_dataplane(
     if cpu is not None:
         others = other_cpus(cpu)
         for port in ports:
-            if port.fileno() >= 0:
+            # netdevs only: frames reach us through their receive path. A TAP's receive path is
+            # our own write(); RPS there would cost an inter-processor interrupt per frame on
+            # the dataplane core (measured: 2.6 instead of 1.3 us per write), so TAPs keep the default.
+            if port.spec.driver == "netdev":
                 notes.extend(steer_receive_away(port.spec.ifname, others))
     parent_conn, child_conn = Pipe(duplex=True)
     sys.stdout.flush()

@@ -2,8 +2,9 @@
 
 BRIEF.md §6: when the kernel's receive softirq ran on the forwarder's core (RPS steered onto it),
 every Python forwarder livelocked near 0 pps. So the worker is pinned to one CPU and, for every
-netdev the agent owns (its TAPs, its VF/PF netdevs), RPS is pointed at the *other* CPUs: frames
-a VM sends into a TAP or a veth are then processed by the kernel there, not on our core. Where a
+netdev the agent opens (VF representors / veths, PFs), RPS is pointed at the *other* CPUs: frames
+arriving there are processed by the kernel's receive softirq on those CPUs, not on ours. (TAPs
+are left alone: their receive path is the worker's own ``write``, see ``start_dataplane``.) Where a
 port has real interrupts (``/sys/class/net/<if>/device/msi_irqs``), their affinity is set the same
 way. All of it is best effort: a container without write access to sysfs/procfs keeps the kernel's
 defaults, and the worker logs what it could not change.
