@@ -39,7 +39,7 @@ def one_node() -> Iterator[OneNode]:
     try:
         node = lab.add_node("node1")
         tap, veth, other = node.add_tap_vm("vm-tap"), node.add_veth_vm("vm-veth"), node.add_tap_vm("vm-other")
-        node.start()
+        node.start(metrics_port=9064)
         node.create_interface(tap, VNI_A, "10.0.0.1", "2001:db8::1")
         node.create_interface(veth, VNI_A, "10.0.0.2", "2001:db8::2")
         node.create_interface(other, VNI_B, "10.0.0.1", "2001:db8::1")
@@ -140,6 +140,36 @@ def test_a_vpc_reusing_the_same_addresses_stays_isolated(one_node: OneNode) -> N
     assert result.returncode != 0
     echo_server(tap, "udp", "0.0.0.0", 5011)
     assert traffic(veth, "send", "udp", "10.0.0.1", "5011", "100")["ok"]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (0 if absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_what_the_ports_and_nodes_did(one_node: OneNode) -> None:
+    node, tap = one_node.node, one_node.tap
+    before = node.metrics()
+    assert tap.ping("10.0.0.2", count=4)
+    after = node.metrics()
+    assert metric(after, "kubevpc_dataplane_up") == 1.0
+    port = {"port": tap.device, "ifname": tap.nic}
+    assert (
+        metric(after, "kubevpc_port_rx_packets_total", **port)
+        >= metric(before, "kubevpc_port_rx_packets_total", **port) + 4
+    )
+    assert (
+        metric(after, "kubevpc_port_tx_packets_total", **port)
+        >= metric(before, "kubevpc_port_tx_packets_total", **port) + 4
+    )
+    assert metric(after, "kubevpc_graph_packets_total", node="cls") > metric(
+        before, "kubevpc_graph_packets_total", node="cls"
+    )
+    assert "kubevpc_node_packets_total{" in after
 
 
 def test_stopping_the_agent_removes_its_tap_devices(netns: NetnsPool) -> None:
