@@ -6,6 +6,7 @@ dataplane worker snapshots them for Prometheus at scrape time.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -58,8 +59,19 @@ def rx_batch(
     return batch
 
 
+_SLOT_VIEWS: weakref.WeakKeyDictionary[PacketPool, list[memoryview]] = weakref.WeakKeyDictionary()
+
+
 def slot_views(pool: PacketPool) -> list[memoryview]:
-    """One writable memoryview per pool slot, starting at ``HEADROOM``: ``readinto`` targets."""
-    flat = pool.data.reshape(-1).data
-    size = pool.data.shape[1]
-    return [flat[s * size + HEADROOM : (s + 1) * size] for s in range(pool.capacity)]
+    """One writable memoryview per pool slot, starting at ``HEADROOM``: ``readinto`` targets.
+
+    Built once per pool and shared by every port reading into it: the pool grows with the port
+    count, so one list per port would cost ports x slots views (gigabytes at a few hundred TAPs).
+    """
+    views = _SLOT_VIEWS.get(pool)
+    if views is None:
+        flat = pool.data.reshape(-1).data
+        size = pool.data.shape[1]
+        views = [flat[s * size + HEADROOM : (s + 1) * size] for s in range(pool.capacity)]
+        _SLOT_VIEWS[pool] = views
+    return views
