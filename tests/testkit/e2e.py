@@ -280,7 +280,7 @@ class E2eNode(Node):
     def add_vm(self, spec: VmSpec) -> Vm:
         vm_ns = self._vm_ns(spec.name)
         if spec.kind == "tap":
-            mac = f"02:{self.index:02x}:00:00:00:{len(self.port_config):02x}"
+            mac = self._mac(0)
             self.port_config.append({"ifname": spec.device, "device": spec.device, "kind": "vf", "mac": mac})
             vm = Vm(spec.name, self, vm_ns, spec.device, spec.device, "tap")
         else:
@@ -293,9 +293,13 @@ class E2eNode(Node):
         self.vms.append(vm)
         return vm
 
+    def _mac(self, kind: int) -> str:
+        n = len(self.port_config)
+        return f"02:{self.index:02x}:00:{kind:02x}:{n >> 8:02x}:{n & 0xFF:02x}"
+
     def add_spare_tap(self, device: str) -> None:
         """A TAP port without a VM: room for NetworkInterfaces a test creates later."""
-        mac = f"02:{self.index:02x}:00:00:01:{len(self.port_config):02x}"
+        mac = self._mac(1)
         self.port_config.append({"ifname": device, "device": device, "kind": "vf", "mac": mac})
 
     def write_config(self) -> None:
