@@ -13,7 +13,9 @@ own, except that ICMP errors use the reversed embedded header, so they join the 
 on; an error for no known flow is dropped (dpservice would create a flow from it). The key's VNF
 type: from an uplink NAT or LB_ALIAS_PFX as decapsulated, else 0; from a VM NAT when its
 (address, VNI) has a NAT gateway slice or the IPv6 destination is in 64:ff9b::/96, LB_ALIAS_PFX
-when the source is a /32 LB prefix of the port, else 0. VM packets leave with that key type in
+when the source is a /32 LB prefix of the port, else 0. Ours, not dpservice's: a packet whose
+destination is a local interface with a NAT gateway slice (from a VM, or from an uplink to that
+interface's underlay) is NAT too, so both directions of an east-west flow share the key type. VM packets leave with that key type in
 ``vnf_type`` (so ``flow_hash`` matches dpservice's); uplink packets keep the decapsulated type.
 
 Per packet: ``last_seen`` is refreshed, TCP packets (except those arriving for a load balancer)
@@ -135,6 +137,7 @@ _DHCP_PORT, _DHCPV6_PORT = udp.DHCP_SERVER_PORT, udp.DHCPV6_SERVER_PORT
 _UNREACHABLE = int(icmp.IcmpType.DEST_UNREACHABLE)
 _REPLY = int(Dir.REPLY)
 _NAT, _LB_ALIAS_PFX, _LB_VNF = int(VnfType.NAT), int(VnfType.LB_ALIAS_PFX), int(VnfType.LB)
+_INTERFACE_IP = int(VnfType.INTERFACE_IP)
 _DROP, _DHCP, _DHCPV6, _DNAT, _FIREWALL, _LB = (int(e) for e in (0, 1, 2, 3, 4, 5))
 
 
@@ -340,13 +343,21 @@ class Conntrack(Node):
         any_v4 = bool(v4.any())
         if any_v4 and len(nat.lb_prefix_key):
             key_vnf[v4 & nat.is_lb_prefix(sub.rx_port, sub.src_lo)] = _LB_ALIAS_PFX
+        to_nat = None
         if any_v4 and len(nat.snat_key):
             has_nat = nat.snat_nat_ip[nat.snat(sub.vni, sub.src_lo)] != 0  # MISS reads the zero pad
-            key_vnf[v4 & has_nat] = _NAT
+            # ours: also when the other end is a local interface with a NAT slice, so both
+            # directions of an east-west flow of a NAT'd VM carry the same key type (dpservice marks
+            # the sender only; its replies then open a new flow, which the firewall, enforced here,
+            # judges as a new inbound connection)
+            to_nat = v4 & (nat.snat_nat_ip[nat.snat(sub.vni, sub.dst_lo)] != 0)
+            key_vnf[v4 & (has_nat | to_nat)] = _NAT
         if not v4.all():
             key_vnf[~v4 & is_nat64(sub.dst_hi, sub.dst_lo)] = _NAT
         if any_pf:
             kept = np.where(KEPT_VNF[sub.vnf_type], sub.vnf_type, 0).astype(np.uint8)
+            if to_nat is not None:
+                kept[to_nat & (sub.vnf_type == _INTERFACE_IP)] = _NAT
             key_vnf = np.where(from_pf, kept, key_vnf).astype(np.uint8)
         return key_vnf
 

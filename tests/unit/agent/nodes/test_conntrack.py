@@ -19,7 +19,7 @@ from kubevpc_agent.tables.nat import NatView
 from kubevpc_agent.tables.port_table import PortTable
 from testkit.dp_topology import PF0, PORTS, VF0, VF1, VM1, VM2
 from testkit.nat_rig import NatRig
-from testkit.overlay import build_state, receive, run_node
+from testkit.overlay import ROUTER_MAC, build_state, receive, run_node, underlay_of
 
 
 def vm(payload: object) -> bytes:
@@ -222,6 +222,38 @@ def test_vm_behind_a_nat_marks_its_key_nat() -> None:
         rig, [bytes(Ether(src=VM2.mac, dst=PORTS[VF1].mac) / IP(src=VM2.ip, dst="45.86.6.6") / UDP())], VF1
     )
     assert int(other.vnf_type[0]) == VnfType.UNDEFINED
+
+
+def from_vm2(payload: object) -> bytes:
+    return bytes(Ether(src=VM2.mac, dst=PORTS[VF1].mac) / payload)
+
+
+def test_east_west_flows_of_a_vm_behind_a_nat_match_their_replies_on_one_node() -> None:
+    """Ours: the key type is NAT when either end is a local interface with a NAT slice."""
+    rig = NatRig()
+    rig.add_nat(VM1)
+    _, out = tracked(rig, [vm(IP(src=VM1.ip, dst=VM2.ip) / ICMP(type=8, id=7))], VF0)
+    _, back = tracked(rig, [from_vm2(IP(src=VM2.ip, dst=VM1.ip) / ICMP(type=0, id=7))], VF1)
+    assert int(back.flow[0]) == int(out.flow[0]) and int(back.flow_dir[0]) == Dir.REPLY
+    _, into = tracked(rig, [from_vm2(IP(src=VM2.ip, dst=VM1.ip) / TCP(sport=2000, dport=80, flags="S"))], VF1)
+    assert int(into.vnf_type[0]) == VnfType.NAT  # VM2 has no NAT, but it talks to VM1
+    _, answer = tracked(rig, [vm(IP(src=VM1.ip, dst=VM2.ip) / TCP(sport=80, dport=2000, flags="SA"))], VF0)
+    assert int(answer.flow[0]) == int(into.flow[0]) and int(answer.flow_dir[0]) == Dir.REPLY
+    assert rig.conntrack.counter_values()["flows_created"] == 2
+
+
+def test_reply_from_another_node_joins_the_flow_of_a_vm_behind_a_nat() -> None:
+    """A VM with a NAT slice pings a VM on another node: the reply comes to its interface underlay."""
+    rig = NatRig()
+    rig.add_nat(VM1)
+    remote = "10.100.9.9"
+    _, out = tracked(rig, [vm(IP(src=VM1.ip, dst=remote) / ICMP(type=8, id=9))], VF0)
+    reply = Ether(src=ROUTER_MAC, dst=PORTS[PF0].mac) / IPv6(
+        src="fc00:2::64", dst=str(underlay_of(VM1)), nh=4
+    )
+    _, back = tracked(rig, [bytes(reply / IP(src=remote, dst=VM1.ip) / ICMP(type=0, id=9))], PF0)
+    assert int(back.flow[0]) == int(out.flow[0]) and int(back.flow_dir[0]) == Dir.REPLY
+    assert int(back.vnf_type[0]) == VnfType.INTERFACE_IP  # the batch keeps the decapsulated type
 
 
 def test_icmp_error_joins_the_flow_it_reports_on() -> None:
