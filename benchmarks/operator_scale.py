@@ -184,7 +184,15 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def run(n: int, status_interval: float) -> dict[str, Any]:
+def run(n: int, status_interval: float, kube: KubeControlPlane | None = None) -> dict[str, Any]:
+    """The measurement (module docstring); on its own control plane unless ``kube`` is given."""
+    if kube is not None:
+        return _run(n, status_interval, kube)
+    with KubeControlPlane() as own:
+        return _run(n, status_interval, own)
+
+
+def _run(n: int, status_interval: float, kube: KubeControlPlane) -> dict[str, Any]:
     spot = [e2e.VmSpec(f"spot-{i}", node_of(i), device_of(i)) for i in range(3)]
     spare = {node: [device_of(i) for i in range(3, n) if node_of(i) == node] for node in e2e.NODES}
     operator_env = {
@@ -194,60 +202,57 @@ def run(n: int, status_interval: float) -> dict[str, Any]:
         "KUBEVPC_RETRY_DELAY": "1",
     }
     figures: dict[str, Any] = {"nics": n, "nodes": len(e2e.NODES), "status_interval_s": status_interval}
-    with KubeControlPlane() as kube:
-        began = time.monotonic()
-        with e2e.e2e_environment(kube, spot, operator_env=operator_env, spare_taps=spare) as env:
-            figures["setup_s"] = round(time.monotonic() - began, 1)
-            path = env.logs / "scale.yaml"
-            path.write_text(manifest(n))
-            operator = env.operator
-            assert operator.proc is not None
-            cpu_before = cpu_seconds(operator.proc.pid)
+    began = time.monotonic()
+    with e2e.e2e_environment(kube, spot, operator_env=operator_env, spare_taps=spare) as env:
+        figures["setup_s"] = round(time.monotonic() - began, 1)
+        path = env.logs / "scale.yaml"
+        path.write_text(manifest(n))
+        operator = env.operator
+        assert operator.proc is not None
+        cpu_before = cpu_seconds(operator.proc.pid)
 
-            start = time.monotonic()
-            env.kube.kubectl("apply", "-n", env.namespace, "-f", str(path), timeout=600)
-            figures["kubectl_apply_s"] = round(time.monotonic() - start, 1)
-            check = Programmed(env, n)
-            poll(check.learn_uids, 60, "the interfaces to be listed")
-            poll(check, 300, "the agents to be programmed", 0.5, lambda: check.problem)
-            figures["programmed_s"] = round(time.monotonic() - start, 1)
-            poll(lambda: all_ready(env, n), 300, "every object to be Ready", interval=0.5)
-            figures["ready_s"] = round(time.monotonic() - start, 1)
-            vms = [env.lab.vms[spec.name] for spec in spot]
-            for machine in vms:
-                machine.dhcp4()
-            for a, b in ((0, 1), (1, 2), (2, 0)):
-                assert e2e.ping(vms[a].ns, nic_ip(b)), f"spot-{a} cannot reach spot-{b}"
-            figures["traffic_ready_s"] = round(time.monotonic() - start, 1)
-            figures["operator_cpu_s"] = round(cpu_seconds(operator.proc.pid) - cpu_before, 1)
-            _, observed = env.converged(timeout=120)  # the full check, not timed
-            figures["routes_per_node"] = {node: len(d.routes) for node, d in observed.items()}
+        start = time.monotonic()
+        env.kube.kubectl("apply", "-n", env.namespace, "-f", str(path), timeout=600)
+        figures["kubectl_apply_s"] = round(time.monotonic() - start, 1)
+        check = Programmed(env, n)
+        poll(check.learn_uids, 60, "the interfaces to be listed")
+        poll(check, 300, "the agents to be programmed", 0.5, lambda: check.problem)
+        figures["programmed_s"] = round(time.monotonic() - start, 1)
+        poll(lambda: all_ready(env, n), 300, "every object to be Ready", interval=0.5)
+        figures["ready_s"] = round(time.monotonic() - start, 1)
+        vms = [env.lab.vms[spec.name] for spec in spot]
+        for machine in vms:
+            machine.dhcp4()
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            assert e2e.ping(vms[a].ns, nic_ip(b)), f"spot-{a} cannot reach spot-{b}"
+        figures["traffic_ready_s"] = round(time.monotonic() - start, 1)
+        figures["operator_cpu_s"] = round(cpu_seconds(operator.proc.pid) - cpu_before, 1)
+        _, observed = env.converged(timeout=120)  # the full check, not timed
+        figures["routes_per_node"] = {node: len(d.routes) for node, d in observed.items()}
 
-            # --- agent restart -> replay -------------------------------------------------------
-            node_a = env.lab.nodes["node-a"]
-            old = {iid: ul for iid, (_, ul) in listed(env, "node-a")[0].items()}
-            killed = time.monotonic()
-            node_a.kill()
-            node_a.start()
-            figures["agent_restart_s"] = round(time.monotonic() - killed, 1)  # process up, TAPs created
-            poll(lambda: check(("node-a",)), 120, "node-a to be replayed", 0.1, lambda: check.problem)
-            figures["replayed_s"] = round(time.monotonic() - killed, 1)
-            poll(check, 120, "the other nodes to follow", 0.2, lambda: check.problem)
-            figures["fanned_out_s"] = round(time.monotonic() - killed, 1)
-            new = {iid: ul for iid, (_, ul) in listed(env, "node-a")[0].items()}
-            figures["replayed_objects"] = len(new) + len(listed(env, "node-a")[1])
+        # --- agent restart -> replay -------------------------------------------------------
+        node_a = env.lab.nodes["node-a"]
+        old = {iid: ul for iid, (_, ul) in listed(env, "node-a")[0].items()}
+        killed = time.monotonic()
+        node_a.kill()
+        node_a.start()
+        figures["agent_restart_s"] = round(time.monotonic() - killed, 1)  # process up, TAPs created
+        poll(lambda: check(("node-a",)), 120, "node-a to be replayed", 0.1, lambda: check.problem)
+        figures["replayed_s"] = round(time.monotonic() - killed, 1)
+        poll(check, 120, "the other nodes to follow", 0.2, lambda: check.problem)
+        figures["fanned_out_s"] = round(time.monotonic() - killed, 1)
+        new = {iid: ul for iid, (_, ul) in listed(env, "node-a")[0].items()}
+        figures["replayed_objects"] = len(new) + len(listed(env, "node-a")[1])
 
-            def status_follows() -> bool:
-                recorded = {
-                    o["metadata"]["uid"]: o["status"].get("underlayRoute") for o in env.objects().nics
-                }
-                return all(recorded.get(iid) == ul for iid, ul in new.items())
+        def status_follows() -> bool:
+            recorded = {o["metadata"]["uid"]: o["status"].get("underlayRoute") for o in env.objects().nics}
+            return all(recorded.get(iid) == ul for iid, ul in new.items())
 
-            poll(status_follows, 10 * status_interval + 60, "status to follow", interval=0.5)
-            figures["status_followed_s"] = round(time.monotonic() - killed, 1)
-            figures["underlays_changed"] = sum(1 for iid in new if old.get(iid) != new[iid])
-            figures["initialize_calls_node_a"] = operator.count("Initialized agent on node node-a ")
-            e2e.delete_all(env.kube, env.namespace, timeout=300)
+        poll(status_follows, 10 * status_interval + 60, "status to follow", interval=0.5)
+        figures["status_followed_s"] = round(time.monotonic() - killed, 1)
+        figures["underlays_changed"] = sum(1 for iid in new if old.get(iid) != new[iid])
+        figures["initialize_calls_node_a"] = operator.count("Initialized agent on node node-a ")
+        e2e.delete_all(env.kube, env.namespace, timeout=300)
     return figures
 
 
