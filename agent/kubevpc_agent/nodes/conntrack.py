@@ -15,8 +15,9 @@ type: from an uplink NAT or LB_ALIAS_PFX as decapsulated, else 0; from a VM NAT 
 (address, VNI) has a NAT gateway slice or the IPv6 destination is in 64:ff9b::/96, LB_ALIAS_PFX
 when the source is a /32 LB prefix of the port, else 0. Ours, not dpservice's: a packet whose
 destination is a local interface with a NAT gateway slice (from a VM, or from an uplink to that
-interface's underlay) is NAT too, so both directions of an east-west flow share the key type. VM packets leave with that key type in
-``vnf_type`` (so ``flow_hash`` matches dpservice's); uplink packets keep the decapsulated type.
+interface's underlay) is NAT too, so both directions of an east-west flow share the key type.
+VM packets leave with that key type in ``vnf_type`` (so ``flow_hash`` matches dpservice's);
+uplink packets keep the decapsulated type.
 
 Per packet: ``last_seen`` is refreshed, TCP packets (except those arriving for a load balancer)
 drive the TCP state machine, and reply-direction packets of relayed flows (neighbour NAT, LB
