@@ -196,7 +196,6 @@ def _run(n: int, status_interval: float, kube: KubeControlPlane) -> dict[str, An
     spot = [e2e.VmSpec(f"spot-{i}", node_of(i), device_of(i)) for i in range(3)]
     spare = {node: [device_of(i) for i in range(3, n) if node_of(i) == node] for node in e2e.NODES}
     operator_env = {
-        "KUBEVPC_ROUTER_ADDRESS": e2e.ROUTER_ADDRESS,
         "KUBEVPC_POLL_INTERVAL": "0.5",
         "KUBEVPC_STATUS_INTERVAL": str(status_interval),
         "KUBEVPC_RETRY_DELAY": "1",

@@ -70,9 +70,9 @@ DEFAULT_ROUTES = ("0.0.0.0/0", "::/0")
 FINALIZER = "kubevpc.dev/finalizer"
 METRICS_PORT = 9100
 
-# Operator settings for tests, passed through the chart's operator.extraEnv like any user setting.
+# Operator settings for tests, passed through the chart's operator.extraEnv like any user setting
+# (the router address goes through its own chart value, operator.routerAddress).
 FAST_OPERATOR_ENV = {
-    "KUBEVPC_ROUTER_ADDRESS": ROUTER_ADDRESS,
     "KUBEVPC_POLL_INTERVAL": "0.5",  # CheckInitialized: an agent restart shows within half a second
     "KUBEVPC_STATUS_INTERVAL": "2",  # status follows a replay within two seconds
     "KUBEVPC_RETRY_DELAY": "1",
@@ -1245,7 +1245,8 @@ def e2e_environment(
     are released), then the operator stops, the lab goes and the release is uninstalled. Set
     KUBEVPC_E2E_KEEP=1 to keep the operator logs.
     """
-    values = {"operator": {"extraEnv": [{"name": k, "value": v} for k, v in operator_env.items()]}}
+    extra_env = [{"name": k, "value": v} for k, v in operator_env.items()]
+    values = {"operator": {"routerAddress": ROUTER_ADDRESS, "extraEnv": extra_env}}
     logs = TempDir("kvpc-e2e-")
     release = ChartRelease.install(kube, values)
     namespace = kube.create_namespace("tenant")
