@@ -366,6 +366,7 @@ _EAL_WITH_ARG = {
     *("--socket-mem", "--proc-type", "--iova-mode", "--main-lcore"),
 }
 _EAL_FLAGS = {"--huge-unlink", "--no-pci", "--no-huge", "--in-memory", "--no-shconf", "--no-telemetry"}
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _VDEV_DRIVERS = (("net_af_packet", "netdev"), ("net_af_xdp", "netdev"), ("net_tap", "tap"))
 
 
@@ -387,6 +388,8 @@ def _vdev(spec: str, s: _Settings) -> None:
 
 def _add_port(s: _Settings, device: str, ifname: str, mac: str, driver: str) -> None:
     _string(ifname, IF_NAMESIZE)
+    if mac and not _MAC.fullmatch(mac):
+        raise CommandLineError(f"port {device}: invalid MAC address '{mac}' (aa:bb:cc:dd:ee:ff)")
     if any(d == device for d, _, _ in s.vdevs):
         raise CommandLineError(f"port {device} given twice")
     s.vdevs.append((device, ifname, mac))

@@ -143,6 +143,10 @@ def invalid(option: str, first: str) -> str:
 
 
 BAD = [
+    (
+        ["--vdev=net_tap0,iface=x,mac=zz:00:00:00:00:00", "--"],
+        "port net_tap0: invalid MAC address 'zz:00:00:00:00:00' (aa:bb:cc:dd:ee:ff)",
+    ),
     (["--", "--dhcp-mtu=1501"], invalid("dhcp-mtu", "Value '1501' is out of range (68-1500)")),
     (["--", "--wcmp=-1"], invalid("wcmp", "Value '-1' is out of range (0-100)")),
     (["--", "--grpc-port=1023"], invalid("grpc-port", "Value '1023' is out of range (1024-65535)")),
@@ -302,6 +306,7 @@ def test_native_form_defaults_to_loopback(tmp_path: Path) -> None:
         ("ports: [{mac: x}]\n", "ports[0] needs an ifname"),
         ("ports: [{ifname: a, driver: dpdk}]\n", "ports[0].driver must be tap or netdev"),
         ("ports: [{ifname: a, kind: nic}]\n", "ports[0].kind must be pf or vf"),
+        ("ports: [{ifname: a, mac: '02:00:00:00:00'}]\n", "invalid MAC address '02:00:00:00:00'"),
         ("a: [\n", "Config file"),
     ],
 )
