@@ -139,7 +139,7 @@ class Run:
 
 
 BURST = 3000  # frames per burst: fits the 4096-frame rx ring and a TAP queue of 10000
-BURSTS = 9
+BURSTS = 15
 
 DRAIN_TIMER = """
 import os, signal, sys, time
