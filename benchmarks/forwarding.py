@@ -376,7 +376,7 @@ def kernel_topology(pool: NetnsPool) -> Endpoints:
 def passthrough_topology(pool: NetnsPool, driver: str) -> Endpoints:
     """Our ports + worker with a graph that sends everything from port 0 out of port 1."""
     gen, node, sink = pool.netns("bgen"), pool.netns("bnode"), pool.netns("bsink")
-    if driver == "netdev":
+    if driver in ("netdev", "xdp"):
         pool.veth("g0", gen, "vf0", node)
         pool.veth("vf1", node, "s0", sink)
         gen_dev, sink_dev = "g0", "s0"
@@ -438,8 +438,10 @@ def run_passthrough(driver: str) -> None:
     def build(state: AgentState, macs: PortMacs, ports: Sequence[Port]) -> Graph:
         return Graph([Forward(), Tx(ports[1]), Drop()])
 
+    kind = {"netdev": ("net_af_packet", "netdev"), "xdp": ("net_af_xdp", "netdev"), "tap": ("net_tap", "tap")}
+    prefix, port_driver = kind[driver]
     specs = tuple(
-        PortSpec(i, f"net_{driver}{i}", f"vf{i}", f"02:00:00:00:00:0{i + 1}", PortKind.VF, driver)
+        PortSpec(i, f"{prefix}{i}", f"vf{i}", f"02:00:00:00:00:0{i + 1}", PortKind.VF, port_driver)
         for i in (0, 1)
     )
     config = AgentConfig(ports=specs)
@@ -453,7 +455,7 @@ def run_passthrough(driver: str) -> None:
         link.close()
 
 
-def agent_topology(pool: NetnsPool, attach: str, encap: bool) -> Endpoints:
+def agent_topology(pool: NetnsPool, attach: str, encap: bool, io: str = "af_packet") -> Endpoints:
     """The real agent (one node of a :class:`Lab`) between a generator VM and a sink.
 
     VF -> VF: the sink is a second VM of the same VPC; it never transmits (IPv6 off), so the agent
@@ -462,9 +464,11 @@ def agent_topology(pool: NetnsPool, attach: str, encap: bool) -> Endpoints:
     through the uplink towards a router MAC nobody has, counted at the router namespace's link.
     """
     lab = Lab(pool)
-    node = lab.add_node("bnode")
-    add_vm = node.add_tap_vm if attach == "tap" else node.add_veth_vm
-    gen, sink = add_vm("bgen"), add_vm("bsink")
+    node = lab.add_node("bnode", io)
+    if attach == "tap":
+        gen, sink = node.add_tap_vm("bgen"), node.add_tap_vm("bsink")
+    else:
+        gen, sink = node.add_veth_vm("bgen", io), node.add_veth_vm("bsink", io)
     sink.ns.sysctl("net.ipv6.conf.all.disable_ipv6", 1)
     sink.ns.sysctl("net.ipv6.conf.default.disable_ipv6", 1)
     gen.ns.sysctl("net.ipv6.conf.all.disable_ipv6", 1)
@@ -490,6 +494,9 @@ def agent_topology(pool: NetnsPool, attach: str, encap: bool) -> Endpoints:
     return Endpoints(gen.ns, gen.nic, port_mac, sink_ns, sink_dev, namespaces, dut=node.ns)
 
 
+XDP = "af_xdp"
+
+
 @dataclass
 class Scenario:
     name: str
@@ -508,6 +515,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("agent-vf-vf", lambda p: agent_topology(p, "veth", False), "agent, veth VF -> veth VF"),
         Scenario(
             "agent-vf-pf", lambda p: agent_topology(p, "veth", True), "agent, veth VF -> uplink (encap)"
+        ),
+        Scenario("io-xdp", lambda p: passthrough_topology(p, "xdp"), "AF_XDP ports + worker, no pipeline"),
+        Scenario(
+            "agent-xdp-vf-vf", lambda p: agent_topology(p, "veth", False, "af_xdp"), "agent, AF_XDP VFs"
+        ),
+        Scenario(
+            "agent-xdp-vf-pf", lambda p: agent_topology(p, "veth", True, "af_xdp"), "agent, AF_XDP VF -> PF"
         ),
         Scenario("agent-tap-vf-vf", lambda p: agent_topology(p, "tap", False), "agent, TAP VF -> TAP VF"),
         Scenario(
@@ -605,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-burst", dest="burst", action="store_false", help="skip the burst-drain capacity"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw runs here")
-    parser.add_argument("--passthrough", choices=["netdev", "tap"], help=argparse.SUPPRESS)
+    parser.add_argument("--passthrough", choices=["netdev", "xdp", "tap"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.passthrough:
         run_passthrough(args.passthrough)

@@ -30,6 +30,7 @@ class OneNode:
     tap: Vm  # VPC 100, 10.0.0.1 / 2001:db8::1, on a TAP
     veth: Vm  # VPC 100, 10.0.0.2 / 2001:db8::2, on a veth "VF"
     other: Vm  # VPC 200, 10.0.0.1 / 2001:db8::1 again, on a TAP
+    xdp: Vm  # VPC 100, 10.0.0.4 / 2001:db8::4, on a veth "VF" opened with AF_XDP
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +40,16 @@ def one_node() -> Iterator[OneNode]:
     try:
         node = lab.add_node("node1")
         tap, veth, other = node.add_tap_vm("vm-tap"), node.add_veth_vm("vm-veth"), node.add_tap_vm("vm-other")
+        xdp = node.add_veth_vm("vm-xdp", io="af_xdp")
         node.start(metrics_port=9064)
         node.create_interface(tap, VNI_A, "10.0.0.1", "2001:db8::1")
         node.create_interface(veth, VNI_A, "10.0.0.2", "2001:db8::2")
         node.create_interface(other, VNI_B, "10.0.0.1", "2001:db8::1")
-        for vm in (tap, veth, other):
+        node.create_interface(xdp, VNI_A, "10.0.0.4", "2001:db8::4")
+        for vm in (tap, veth, other, xdp):
             vm.dhcp4()
             vm.dhcp6()
-        yield OneNode(lab, node, tap, veth, other)
+        yield OneNode(lab, node, tap, veth, other, xdp)
     finally:
         names = [ns.name for ns in pool.namespaces]
         lab.close()
@@ -67,7 +70,7 @@ def echo_server(vm: Vm, proto: str, addr: str, port: int) -> None:
     assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
 
 
-@pytest.mark.parametrize("which", ["tap", "veth"])
+@pytest.mark.parametrize("which", ["tap", "veth", "xdp"])
 def test_dhcpv4_gives_the_interface_address_as_a_slash_32_with_option_121_routes(
     one_node: OneNode, which: str
 ) -> None:
@@ -84,7 +87,7 @@ def test_dhcpv4_gives_the_interface_address_as_a_slash_32_with_option_121_routes
     assert "default via 169.254.0.1" in routes and "169.254.0.0/16 dev" in routes
 
 
-@pytest.mark.parametrize("which", ["tap", "veth"])
+@pytest.mark.parametrize("which", ["tap", "veth", "xdp"])
 def test_dhcpv6_leases_the_interface_ipv6_address(one_node: OneNode, which: str) -> None:
     vm: Vm = getattr(one_node, which)
     lease = vm.leases["dhcp6"]
@@ -106,6 +109,14 @@ def test_vms_in_one_vpc_ping_each_other_over_ipv4_and_ipv6(one_node: OneNode) ->
     assert veth.ping("10.0.0.1")
     assert tap.ping("2001:db8::2")
     assert veth.ping("2001:db8::1")
+
+
+def test_a_vm_on_an_af_xdp_port_talks_to_the_others(one_node: OneNode) -> None:
+    xdp, tap = one_node.xdp, one_node.tap
+    assert xdp.ping("10.0.0.1")
+    assert xdp.ping("2001:db8::2")
+    echo_server(xdp, "tcp", "0.0.0.0", 5020)
+    assert traffic(tap, "send", "tcp", "10.0.0.4", "5020", str(2 << 20))["ok"]
 
 
 def test_vms_in_one_vpc_exchange_tcp_and_udp(one_node: OneNode) -> None:

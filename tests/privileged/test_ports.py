@@ -17,6 +17,7 @@ from kubevpc_agent.ports.factory import PortConfigError, open_ports
 from kubevpc_agent.ports.memory import MemoryPort
 from kubevpc_agent.ports.ring import RingPort
 from kubevpc_agent.ports.tap import TapPort
+from kubevpc_agent.ports.xdp import XdpPort
 from testkit.netns import NetnsPool, inside, wait_for
 
 pytestmark = pytest.mark.privileged
@@ -269,3 +270,81 @@ def test_tap_open_failure_closes_already_opened_ports(netns: NetnsPool, raw_sock
         with pytest.raises(OSError):
             open_ports(config)
         assert link("dtapok") is None
+
+
+def ipip_frame(i: int) -> bytes:
+    ipv6 = bytes([0x60, 0, 0, 0, 0, 20, 4, 64]) + bytes(32)
+    return bytes.fromhex("02000000002002000000beef86dd") + ipv6 + i.to_bytes(2, "big") * 10
+
+
+def test_xdp_port_moves_batches_both_ways_and_detaches_on_close(
+    netns: NetnsPool, raw_socket: RawSocket
+) -> None:
+    node = netns.netns("node")
+    netns.veth("vf0", node, "vm0", node)
+    pool = PacketPool(4096)
+    with inside(node):
+        port = XdpPort(PortSpec(0, "net_af_xdp0", "vf0", "", PortKind.VF, "netdev"))
+        try:
+            assert "xdp" in node.ip("-d", "link", "show", "vf0")
+            peer = raw_socket("vm0")
+            sent = frames(500, size=64) + frames(100, size=1514)
+            for f in sent:
+                peer.send(f)
+            assert receive_all(port, pool, len(sent)) == sent
+            for f in sent:  # again: the chunks went back to the kernel and are reused
+                peer.send(f)
+            assert receive_all(port, pool, len(sent)) == sent
+            out = frames(3000, size=128)
+            for chunk in range(0, 3000, 1000):
+                assert send_batch(port, pool, out[chunk : chunk + 1000]) == 1000
+            assert read_ipv4_frames(peer, 3000) == out
+            assert port.stats.tx_packets == 3000 and pool.available == 4096
+        finally:
+            port.close()
+    assert "xdp" not in node.ip("-d", "link", "show", "vf0"), "the XDP program must go with the port"
+
+
+def test_xdp_uplink_takes_only_the_ip_in_ipv6_underlay(netns: NetnsPool, raw_socket: RawSocket) -> None:
+    node = netns.netns("node")
+    netns.veth("pf0", node, "rt0", node)
+    pool = PacketPool(64)
+    with inside(node):
+        port = XdpPort(PortSpec(0, "net_af_xdp0", "pf0", "", PortKind.PF, "netdev"))
+        try:
+            kernel_view = raw_socket("pf0")  # sees what XDP passed on to the kernel
+            peer = raw_socket("rt0")
+            peer.send(frames(1)[0])
+            peer.send(ipip_frame(1))
+            got: list[bytes] = []
+
+            def underlay_arrived() -> bool:
+                batch = port.receive(pool, 16)
+                got.extend(batch.frames())
+                pool.free(batch.slot)
+                return bool(got)
+
+            wait_for(underlay_arrived, timeout=5, what="the IP-in-IPv6 frame")
+            assert got == [ipip_frame(1)]
+            assert read_ipv4_frames(kernel_view, 1) == frames(1)  # the kernel still gets the rest
+        finally:
+            port.close()
+
+
+def test_factory_picks_af_xdp_by_device_name(netns: NetnsPool) -> None:
+    node = netns.netns("node")
+    netns.veth("vf0", node, "vm0", node)
+    netns.veth("vf1", node, "vm1", node)
+    config = AgentConfig(
+        ports=(
+            PortSpec(0, "net_af_xdp0", "vf0", "", PortKind.VF, "netdev"),
+            PortSpec(1, "net_af_packet1", "vf1", "", PortKind.VF, "netdev"),
+        )
+    )
+    with inside(node):
+        ports = open_ports(config)
+        try:
+            assert [type(p) for p in ports] == [XdpPort, RingPort]
+        finally:
+            for p in ports:
+                p.close()

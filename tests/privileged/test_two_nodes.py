@@ -29,7 +29,7 @@ class TwoNodes:
     n2: Node
     a: Vm  # node1, TAP, 10.1.0.1
     b: Vm  # node2, TAP, 10.1.0.2
-    c: Vm  # node2, veth "VF", 10.1.0.3
+    c: Vm  # node2, veth "VF" over AF_XDP, 10.1.0.3
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,9 @@ def two_nodes() -> Iterator[TwoNodes]:
     pool = NetnsPool()
     lab = Lab(pool)
     try:
-        n1, n2 = lab.add_node("node1"), lab.add_node("node2")
-        a, b, c = n1.add_tap_vm("vm-a"), n2.add_tap_vm("vm-b"), n2.add_veth_vm("vm-c")
+        # node2 uses AF_XDP on its uplink (underlay-only XDP program) and on vm-c's veth "VF"
+        n1, n2 = lab.add_node("node1"), lab.add_node("node2", uplink_io="af_xdp")
+        a, b, c = n1.add_tap_vm("vm-a"), n2.add_tap_vm("vm-b"), n2.add_veth_vm("vm-c", io="af_xdp")
         n1.start()
         n2.start()
         ua = n1.create_interface(a, VNI, "10.1.0.1", "2001:db8:1::1")

@@ -172,7 +172,7 @@ class Vm:
 class Node:
     """One agent "node": a namespace with an uplink to the router, its VM ports and the agent."""
 
-    def __init__(self, lab: Lab, name: str, index: int) -> None:
+    def __init__(self, lab: Lab, name: str, index: int, uplink_io: str = "af_packet") -> None:
         self.lab = lab
         self.name = name
         self.index = index
@@ -191,7 +191,7 @@ class Node:
         # the underlay carries 1500-byte VM packets plus 40 bytes of outer IPv6 (real fabrics: jumbo)
         self.ns.ip("link", "set", "pf0", "mtu", str(UNDERLAY_MTU))
         lab.router.ip("link", "set", uplink, "mtu", str(UNDERLAY_MTU))
-        self.ports.append(PortDecl("net_af_packet0", "pf0"))
+        self.ports.append(PortDecl(f"net_{uplink_io}0", "pf0"))
         # the router reaches fc00:i::/64 through this node's uplink ...
         pf_mac = self.link_mac("pf0")
         lab.router.ip(
@@ -234,15 +234,19 @@ class Node:
         self.vms.append(vm)
         return vm
 
-    def add_veth_vm(self, name: str) -> Vm:
-        """A VM on a veth pair; the node end stands in for an SR-IOV VF representor."""
+    def add_veth_vm(self, name: str, io: str = "af_packet") -> Vm:
+        """A VM on a veth pair; the node end stands in for an SR-IOV VF representor.
+
+        ``io`` is the agent's I/O method on it: ``af_packet`` (TPACKET rings) or ``af_xdp``.
+        """
         port_id = len(self.ports)
         node_end = f"vethvf_{port_id}"
         vm_ns = self._vm_ns(name)
         self.lab.pool.veth(node_end, self.ns, "eth0", vm_ns)
         vm_ns.run("ethtool", "-K", "eth0", "tx", "off")
-        self.ports.append(PortDecl(f"net_af_packet{port_id}", node_end))
-        vm = Vm(name, self, vm_ns, f"net_af_packet{port_id}", "eth0", "veth")
+        device = f"net_{io}{port_id}"
+        self.ports.append(PortDecl(device, node_end))
+        vm = Vm(name, self, vm_ns, device, "eth0", "veth")
         self.vms.append(vm)
         return vm
 
@@ -306,8 +310,9 @@ class Lab:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def add_node(self, name: str) -> Node:
-        node = Node(self, name, len(self.nodes) + 1)
+    def add_node(self, name: str, uplink_io: str = "af_packet") -> Node:
+        """A node; ``uplink_io`` is the agent's I/O method on its uplink (``af_packet``/``af_xdp``)."""
+        node = Node(self, name, len(self.nodes) + 1, uplink_io)
         self.nodes.append(node)
         return node
 

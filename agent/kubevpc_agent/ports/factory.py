@@ -1,8 +1,10 @@
 """Open every port the configuration declares, in port-id order.
 
 ``driver`` selects the I/O: ``tap`` creates a TAP device now (its kernel side is the VM's NIC),
-``netdev`` opens an existing netdev (veth "VF", SR-IOV representor, uplink PF) through
-AF_PACKET TPACKET_V2 rings, ``memory`` gives an in-memory port for tests. A port spec without a
+``netdev`` opens an existing netdev (veth "VF", SR-IOV representor, uplink PF), ``memory`` gives an
+in-memory port for tests. For netdevs the device name picks the method as DPDK's PMD names do:
+``net_af_xdpN`` an AF_XDP socket (``xdp.py``), ``net_af_packetN`` (and anything else) TPACKET_V2
+rings (``ring.py``); docs/dataplane.md says which to use where. A port spec without a
 MAC gets one: a TAP a random one (as DPDK's net_tap does), a netdev the kernel's.
 """
 
@@ -44,10 +46,14 @@ def open_port(spec: PortSpec) -> Port:
             spec = dataclasses.replace(spec, mac=random_mac())
         return TapPort(spec)
     if spec.driver == "netdev":
-        from kubevpc_agent.ports.ring import RingPort
-
         if not spec.mac:
             spec = dataclasses.replace(spec, mac=netdev_mac(spec.ifname))
+        if spec.device.startswith("net_af_xdp"):  # DPDK's AF_XDP PMD name: AF_XDP socket
+            from kubevpc_agent.ports.xdp import XdpPort
+
+            return XdpPort(spec)
+        from kubevpc_agent.ports.ring import RingPort
+
         return RingPort(spec)
     if spec.driver == "memory":
         return MemoryPort(spec)
