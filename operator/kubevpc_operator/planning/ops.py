@@ -63,10 +63,40 @@ class Op:
 
 
 @dataclass(frozen=True)
-class CreateInterface(Op):
+class InterfaceOp(Op):
+    """An operation on one interface or one of its children: they all form the interface's chain.
+
+    ``export_kind`` names the underlay address the operation creates or deletes (None: it has none).
+    """
+
+    export_kind: ClassVar[ExportKind | None] = None
+    interface_id: str
+
+    @property
+    def chain(self) -> str:
+        return self.interface_id
+
+    @property
+    def export(self) -> Export | None:
+        return None if self.export_kind is None else Export(self.export_kind, self.interface_id)
+
+
+@dataclass(frozen=True)
+class InterfacePrefixOp(InterfaceOp):
+    """An alias prefix or load balancer prefix: each one has its own underlay address."""
+
+    prefix: str
+
+    @property
+    def export(self) -> Export | None:
+        return None if self.export_kind is None else Export(self.export_kind, self.interface_id, self.prefix)
+
+
+@dataclass(frozen=True)
+class CreateInterface(InterfaceOp):
     phase = Phase.ADD
     done_codes = frozenset({Code.VM_HANDLE})  # the id is ours (ids are object uids)
-    interface_id: str
+    export_kind = ExportKind.INTERFACE
     vni: int
     device: str
     ipv4: str
@@ -74,220 +104,126 @@ class CreateInterface(Op):
     hostname: str = ""
     pxe: Pxe | None = None
 
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.INTERFACE, self.interface_id)
-
     def subject(self) -> str:
         ips = ", ".join(ip for ip in (self.ipv4, self.ipv6) if ip)
         return f"interface {self.interface_id} on device {self.device} (VNI {self.vni}, {ips})"
 
 
 @dataclass(frozen=True)
-class DeleteInterface(Op):
+class DeleteInterface(InterfaceOp):
     phase = Phase.REMOVE
     is_delete = True
     done_codes = frozenset({Code.NOT_FOUND})
-    interface_id: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.INTERFACE, self.interface_id)
+    export_kind = ExportKind.INTERFACE
 
     def subject(self) -> str:
         return f"interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class CreatePrefix(Op):
+class CreatePrefix(InterfacePrefixOp):
     phase = Phase.ATTACH
     done_codes = frozenset({Code.ROUTE_EXISTS})
-    interface_id: str
-    prefix: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.PREFIX, self.interface_id, self.prefix)
+    export_kind = ExportKind.PREFIX
 
     def subject(self) -> str:
         return f"prefix {self.prefix} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class DeletePrefix(Op):
+class DeletePrefix(InterfacePrefixOp):
     phase = Phase.DETACH
     is_delete = True
     done_codes = frozenset({Code.NO_VM, Code.ROUTE_NOT_FOUND, Code.NOT_FOUND})
-    interface_id: str
-    prefix: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.PREFIX, self.interface_id, self.prefix)
+    export_kind = ExportKind.PREFIX
 
     def subject(self) -> str:
         return f"prefix {self.prefix} from interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class CreateLoadBalancerPrefix(Op):
+class CreateLoadBalancerPrefix(InterfacePrefixOp):
     phase = Phase.ATTACH
     done_codes = frozenset({Code.ALREADY_EXISTS})
-    interface_id: str
-    prefix: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.LB_PREFIX, self.interface_id, self.prefix)
+    export_kind = ExportKind.LB_PREFIX
 
     def subject(self) -> str:
         return f"load balancer prefix {self.prefix} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class DeleteLoadBalancerPrefix(Op):
+class DeleteLoadBalancerPrefix(InterfacePrefixOp):
     phase = Phase.DETACH
     is_delete = True
     done_codes = frozenset({Code.NO_VM, Code.NOT_FOUND})
-    interface_id: str
-    prefix: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.LB_PREFIX, self.interface_id, self.prefix)
+    export_kind = ExportKind.LB_PREFIX
 
     def subject(self) -> str:
         return f"load balancer prefix {self.prefix} from interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class CreateVip(Op):
+class CreateVip(InterfaceOp):
     phase = Phase.ATTACH
     done_codes = frozenset({Code.SNAT_EXISTS})
-    interface_id: str
+    export_kind = ExportKind.VIP
     ip: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.VIP, self.interface_id)
 
     def subject(self) -> str:
         return f"virtual IP {self.ip} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class DeleteVip(Op):
+class DeleteVip(InterfaceOp):
     phase = Phase.DETACH
     is_delete = True
     done_codes = frozenset({Code.NO_VM, Code.SNAT_NO_DATA})
-    interface_id: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.VIP, self.interface_id)
+    export_kind = ExportKind.VIP
 
     def subject(self) -> str:
         return f"virtual IP from interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class CreateNat(Op):
+class CreateNat(InterfaceOp):
     phase = Phase.ATTACH
     done_codes = frozenset({Code.SNAT_EXISTS})
-    interface_id: str
+    export_kind = ExportKind.NAT
     ip: str
     min_port: int
     max_port: int
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.NAT, self.interface_id)
 
     def subject(self) -> str:
         return f"NAT {self.ip}:{self.min_port}-{self.max_port - 1} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class DeleteNat(Op):
+class DeleteNat(InterfaceOp):
     phase = Phase.DETACH
     is_delete = True
     done_codes = frozenset({Code.NO_VM, Code.SNAT_NO_DATA})
-    interface_id: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.NAT, self.interface_id)
+    export_kind = ExportKind.NAT
 
     def subject(self) -> str:
         return f"NAT from interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class CreateFirewallRule(Op):
+class CreateFirewallRule(InterfaceOp):
     phase = Phase.ATTACH
     done_codes = frozenset({Code.ALREADY_EXISTS})
-    interface_id: str
     rule: FirewallRuleState
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
 
     def subject(self) -> str:
         return f"firewall rule {self.rule.id} on interface {self.interface_id}"
 
 
 @dataclass(frozen=True)
-class DeleteFirewallRule(Op):
+class DeleteFirewallRule(InterfaceOp):
     phase = Phase.DETACH
     is_delete = True
     done_codes = frozenset({Code.NO_VM, Code.NOT_FOUND})
-    interface_id: str
     rule_id: str
-
-    @property
-    def chain(self) -> str:
-        return self.interface_id
 
     def subject(self) -> str:
         return f"firewall rule {self.rule_id} from interface {self.interface_id}"
