@@ -1,8 +1,9 @@
 """Shared pieces of the models: object identity, label selectors, IP parsing, readable spec errors.
 
-Every model is built by ``from_body`` through a ``BodyReader``. The reader collects *all* problems
-of a body before failing, so a user sees every mistake in one condition message, and it records
-every field path it reads, so a contract test can check those paths against the CRD schemas.
+Every model is a ``Resource``, built by ``from_body`` through a ``BodyReader``. The reader collects
+*all* problems of a body before failing, so a user sees every mistake in one condition message, and
+it records every field path it reads, so a contract test can check those paths against the CRD
+schemas.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -232,6 +233,30 @@ def parse_prefix(text: str, path: str, reader: BodyReader) -> IPNetwork | None:
         reader.fail(path, f"{text!r} has host bits set; did you mean {network}?")
         return None
     return network
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What every model of a custom resource shares: its metadata, and reading it from a body."""
+
+    meta: Meta
+
+    @property
+    def key(self) -> ObjectKey:
+        return self.meta.key
+
+    @property
+    def uid(self) -> str:
+        return self.meta.uid
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Self:
+        return cls.read(BodyReader(body))
+
+    @classmethod
+    def read(cls, reader: BodyReader) -> Self:
+        """The model of the body behind ``reader``; raises SpecError naming every problem."""
+        raise NotImplementedError
 
 
 def host_prefix(address: IPAddress) -> IPNetwork:

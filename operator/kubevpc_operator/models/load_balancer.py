@@ -8,12 +8,10 @@ the LB IP as a load balancer prefix, and that prefix's underlay address is the i
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
-from kubevpc_operator.models.common import BodyReader, IPAddress, LabelSelector, Meta, ObjectKey
+from kubevpc_operator.models.common import BodyReader, IPAddress, LabelSelector, ObjectKey, Resource
 
 MAX_PORTS = 15  # dpservice: loadbalanced_ports < 16
 
@@ -57,26 +55,13 @@ class LbPort:
 
 
 @dataclass(frozen=True)
-class LoadBalancer:
-    meta: Meta
+class LoadBalancer(Resource):
     vpc: ObjectKey
     type: LoadBalancerType
     ip: IPAddress
     ports: tuple[LbPort, ...]
     target_selector: LabelSelector | None  # None: no targets; {}: every interface of the VPC
     node_selector: LabelSelector | None  # None: the nodes of the targets
-
-    @property
-    def key(self) -> ObjectKey:
-        return self.meta.key
-
-    @property
-    def uid(self) -> str:
-        return self.meta.uid
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> LoadBalancer:
-        return cls.read(BodyReader(body))
 
     @classmethod
     def read(cls, reader: BodyReader) -> LoadBalancer:

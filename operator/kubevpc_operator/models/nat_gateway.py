@@ -11,9 +11,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
-from kubevpc_operator.models.common import BodyReader, LabelSelector, Meta, ObjectKey
+from kubevpc_operator.models.common import BodyReader, LabelSelector, ObjectKey, Resource
 
 FIRST_PORT = 1024  # ports below stay with the host's well-known services
 END_PORT = 65535  # exclusive: the agent takes [min_port, max_port) with max_port <= 65535
@@ -47,21 +46,12 @@ class NatSlot:
 
 
 @dataclass(frozen=True)
-class NATGateway:
-    meta: Meta
+class NATGateway(Resource):
     vpc: ObjectKey
     ips: tuple[ipaddress.IPv4Address, ...]
     ports_per_interface: int
     interface_selector: LabelSelector | None  # None: every interface of the VPC (never one with a VIP)
     recorded: Mapping[str, NatSlot]  # status.allocations: interface name -> slot
-
-    @property
-    def key(self) -> ObjectKey:
-        return self.meta.key
-
-    @property
-    def uid(self) -> str:
-        return self.meta.uid
 
     @property
     def slices_per_ip(self) -> int:
@@ -89,10 +79,6 @@ class NATGateway:
             and slot.max_port == slot.min_port + self.ports_per_interface
             and slot.max_port <= END_PORT
         )
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> NATGateway:
-        return cls.read(BodyReader(body))
 
     @classmethod
     def read(cls, reader: BodyReader) -> NATGateway:

@@ -9,18 +9,17 @@ and ``pxe`` for its DHCP, and ``firewallRules`` (an allow-list, first match wins
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kubevpc_operator.models.common import (
     BodyReader,
     IPAddress,
     IPNetwork,
-    Meta,
     ObjectKey,
+    Resource,
     host_prefix,
     is_agent_id,
 )
@@ -122,8 +121,7 @@ class FirewallRule:
 
 
 @dataclass(frozen=True)
-class NetworkInterface:
-    meta: Meta
+class NetworkInterface(Resource):
     vpc: ObjectKey
     node_name: str
     device: Device
@@ -134,14 +132,6 @@ class NetworkInterface:
     hostname: str = ""
     pxe: Pxe | None = None
     firewall_rules: tuple[FirewallRule, ...] = ()  # in the order the agent evaluates them
-
-    @property
-    def key(self) -> ObjectKey:
-        return self.meta.key
-
-    @property
-    def uid(self) -> str:
-        return self.meta.uid
 
     @property
     def ips(self) -> tuple[IPAddress, ...]:
@@ -157,10 +147,6 @@ class NetworkInterface:
         """(prefix, its text, is an alias prefix) for everything routed to this interface."""
         hosts = tuple((p, str(p), False) for p in self.host_prefixes)
         return hosts + tuple((p, str(p), True) for p in self.prefixes)
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> NetworkInterface:
-        return cls.read(BodyReader(body))
 
     @classmethod
     def read(cls, reader: BodyReader) -> NetworkInterface:

@@ -7,11 +7,9 @@ and the prefixes of theirs this VPC may reach; a peering is active once both VPC
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from kubevpc_operator.models.common import BodyReader, IPNetwork, Meta, ObjectKey
+from kubevpc_operator.models.common import BodyReader, IPNetwork, ObjectKey, Resource
 
 MAX_VNI = 0xFFFFFF  # 24 bits on the wire (dpservice: "VNI exceeds 24-bit range")
 
@@ -39,15 +37,10 @@ class Peering:
 
 
 @dataclass(frozen=True)
-class VPC:
-    meta: Meta
+class VPC(Resource):
     vni: int | None  # spec.vni: pinned by the user
     status_vni: int | None  # status.vni: allocated earlier and recorded
     peerings: tuple[Peering, ...] = ()
-
-    @property
-    def key(self) -> ObjectKey:
-        return self.meta.key
 
     @property
     def effective_vni(self) -> int | None:
@@ -56,11 +49,6 @@ class VPC:
 
     def peering_with(self, other: ObjectKey) -> Peering | None:
         return next((p for p in self.peerings if p.vpc == other), None)
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> VPC:
-        reader = BodyReader(body)
-        return cls.read(reader)
 
     @classmethod
     def read(cls, reader: BodyReader) -> VPC:
