@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from kubevpc_operator.models.nat_gateway import NATGateway, NatSlot
+from kubevpc_operator.planning.keyed import plan_keyed
 from kubevpc_operator.planning.ops import CreateNeighborNat, DeleteNeighborNat, Op
 from kubevpc_operator.planning.state import NeighborNatState
 
@@ -78,22 +79,15 @@ def plan_neighbor_nats(
     protected: frozenset[str] = frozenset(),
 ) -> list[Op]:
     """Set difference by (ip, vni, port range); an entry whose underlay changed is replaced."""
-    deletes: list[Op] = []
-    creates: list[Op] = []
-    for key in sorted(observed.keys() | desired.keys()):
-        want, have = desired.get(key), observed.get(key)
-        if want == have:
-            continue
-        if have is not None:
-            if want is None and have.underlay in protected:
-                continue
-            deletes.append(
-                DeleteNeighborNat(have.ip, have.vni, have.min_port, have.max_port, owner=(want or have).owner)
-            )
-        if want is not None:
-            creates.append(
-                CreateNeighborNat(
-                    want.ip, want.vni, want.min_port, want.max_port, want.underlay, owner=want.owner
-                )
-            )
-    return deletes + creates
+    return plan_keyed(
+        desired,
+        observed,
+        protected,
+        underlay=lambda entry: entry.underlay,
+        delete=lambda have, owner: DeleteNeighborNat(
+            have.ip, have.vni, have.min_port, have.max_port, owner=owner
+        ),
+        create=lambda want: CreateNeighborNat(
+            want.ip, want.vni, want.min_port, want.max_port, want.underlay, owner=want.owner
+        ),
+    )

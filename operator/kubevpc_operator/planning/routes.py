@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from kubevpc_operator.planning.keyed import plan_keyed
 from kubevpc_operator.planning.ops import CreateRoute, DeleteRoute, Op
 from kubevpc_operator.planning.state import RouteState
 
@@ -17,18 +18,13 @@ def plan_routes(
     observed: Mapping[tuple[int, str], RouteState],
     protected: frozenset[str] = frozenset(),
 ) -> list[Op]:
-    deletes: list[Op] = []
-    creates: list[Op] = []
-    for key in sorted(observed.keys() | desired.keys()):
-        want, have = desired.get(key), observed.get(key)
-        if want == have:
-            continue
-        if have is not None:
-            if want is None and have.nexthop in protected:
-                continue
-            deletes.append(DeleteRoute(have.vni, have.prefix, owner=(want or have).owner))
-        if want is not None:
-            creates.append(
-                CreateRoute(want.vni, want.prefix, want.nexthop_vni, want.nexthop, owner=want.owner)
-            )
-    return deletes + creates
+    return plan_keyed(
+        desired,
+        observed,
+        protected,
+        underlay=lambda route: route.nexthop,
+        delete=lambda have, owner: DeleteRoute(have.vni, have.prefix, owner=owner),
+        create=lambda want: CreateRoute(
+            want.vni, want.prefix, want.nexthop_vni, want.nexthop, owner=want.owner
+        ),
+    )
