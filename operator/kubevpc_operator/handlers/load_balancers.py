@@ -11,9 +11,17 @@ from typing import Any
 import kopf
 
 from kubevpc_operator import GROUP, VERSION, config
-from kubevpc_operator.agents.fabric import Fabric
-from kubevpc_operator.handlers.network_interfaces import raise_unless_removed
-from kubevpc_operator.handlers.support import Indexed, Trigger, index_entry, parse, settle, write_status
+from kubevpc_operator.handlers.support import (
+    Indexed,
+    Trigger,
+    from_memo,
+    index_entry,
+    parse,
+    raise_unless_removed,
+    reconciles,
+    settle,
+    write_status,
+)
 from kubevpc_operator.models import LoadBalancer
 from kubevpc_operator.planning.report import load_balancer_status
 
@@ -25,10 +33,7 @@ def kubevpc_load_balancers(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
     return index_entry("LoadBalancer", body)
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.on.update(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.on.resume(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.timer(GROUP, VERSION, PLURAL, interval=config.active().status_interval, param=Trigger.TIMER)
+@reconciles(PLURAL, interval=config.active().status_interval)
 async def reconcile_load_balancer(
     *,
     body: kopf.Body,
@@ -39,9 +44,7 @@ async def reconcile_load_balancer(
     retry: int = 0,
     **_: Any,
 ) -> None:
-    fabric: Fabric = memo.fabric
-    fabric.mark_ready()
-    settings: config.Settings = memo.settings
+    fabric, settings = from_memo(memo)
     lb: LoadBalancer | None = parse("LoadBalancer", body, patch, param, logger)
     if lb is None:
         return
@@ -57,9 +60,7 @@ async def reconcile_load_balancer(
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_load_balancer(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    fabric: Fabric = memo.fabric
-    fabric.mark_ready()
-    settings: config.Settings = memo.settings
+    fabric, settings = from_memo(memo)
     uid = str(body.get("metadata", {}).get("uid", ""))
     vni = (body.get("status") or {}).get("vni")
     reports = await fabric.sync(fabric.related_nodes(uid, None, [vni] if isinstance(vni, int) else []))

@@ -12,8 +12,16 @@ from typing import Any
 import kopf
 
 from kubevpc_operator import GROUP, VERSION, config
-from kubevpc_operator.agents.fabric import Fabric
-from kubevpc_operator.handlers.support import Indexed, Trigger, index_entry, parse, settle, write_status
+from kubevpc_operator.handlers.support import (
+    Indexed,
+    Trigger,
+    from_memo,
+    index_entry,
+    parse,
+    reconciles,
+    settle,
+    write_status,
+)
 from kubevpc_operator.models import NATGateway
 from kubevpc_operator.planning.report import nat_gateway_status
 
@@ -25,10 +33,7 @@ def kubevpc_nat_gateways(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
     return index_entry("NATGateway", body)
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.on.update(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.on.resume(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.timer(GROUP, VERSION, PLURAL, interval=config.active().status_interval, param=Trigger.TIMER)
+@reconciles(PLURAL, interval=config.active().status_interval)
 async def reconcile_nat_gateway(
     *,
     body: kopf.Body,
@@ -39,9 +44,7 @@ async def reconcile_nat_gateway(
     retry: int = 0,
     **_: Any,
 ) -> None:
-    fabric: Fabric = memo.fabric
-    fabric.mark_ready()
-    settings: config.Settings = memo.settings
+    fabric, settings = from_memo(memo)
     gateway: NATGateway | None = parse("NATGateway", body, patch, param, logger)
     if gateway is None:
         return
@@ -58,9 +61,7 @@ async def reconcile_nat_gateway(
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_nat_gateway(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    fabric: Fabric = memo.fabric
-    fabric.mark_ready()
-    settings: config.Settings = memo.settings
+    fabric, settings = from_memo(memo)
     vpc_name = str((body.get("spec") or {}).get("vpcRef", {}).get("name", ""))
     namespace = str(body.get("metadata", {}).get("namespace", "default"))
     topology = fabric.topology()

@@ -13,9 +13,17 @@ from typing import Any
 import kopf
 
 from kubevpc_operator import GROUP, VERSION, config
-from kubevpc_operator.agents.fabric import Fabric
-from kubevpc_operator.agents.syncer import SyncReport
-from kubevpc_operator.handlers.support import Indexed, Trigger, index_entry, parse, settle, write_status
+from kubevpc_operator.handlers.support import (
+    Indexed,
+    Trigger,
+    from_memo,
+    index_entry,
+    parse,
+    raise_unless_removed,
+    reconciles,
+    settle,
+    write_status,
+)
 from kubevpc_operator.models import NetworkInterface
 from kubevpc_operator.planning.report import interface_status, nat_of_interface
 
@@ -27,10 +35,7 @@ def kubevpc_interfaces(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
     return index_entry("NetworkInterface", body)
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.on.update(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.on.resume(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.timer(GROUP, VERSION, PLURAL, interval=config.active().status_interval, param=Trigger.TIMER)
+@reconciles(PLURAL, interval=config.active().status_interval)
 async def reconcile_network_interface(
     *,
     body: kopf.Body,
@@ -41,9 +46,7 @@ async def reconcile_network_interface(
     retry: int = 0,
     **_: Any,
 ) -> None:
-    fabric: Fabric = memo.fabric
-    fabric.mark_ready()
-    settings: config.Settings = memo.settings
+    fabric, settings = from_memo(memo)
     nic: NetworkInterface | None = parse("NetworkInterface", body, patch, param, logger)
     if nic is None:
         return
@@ -66,9 +69,7 @@ async def reconcile_network_interface(
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_network_interface(*, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    fabric: Fabric = memo.fabric
-    fabric.mark_ready()
-    settings: config.Settings = memo.settings
+    fabric, settings = from_memo(memo)
     uid = str(body.get("metadata", {}).get("uid", ""))
     home = str(body.get("spec", {}).get("nodeName", ""))
     vni = (body.get("status") or {}).get("vni")
@@ -76,14 +77,3 @@ async def delete_network_interface(*, body: kopf.Body, memo: kopf.Memo, **_: Any
     reports = await fabric.sync(nodes - {home})
     reports.update(await fabric.sync(nodes & {home}))
     raise_unless_removed(uid, reports, settings.retry_delay)
-
-
-def raise_unless_removed(uid: str, reports: dict[str, SyncReport], retry_delay: float) -> None:
-    """TemporaryError while any node could not remove the object's state."""
-    problems = [
-        f"{node}: {report.error or report.failures[uid]}"
-        for node, report in sorted(reports.items())
-        if report.error or uid in report.failures
-    ]
-    if problems:
-        raise kopf.TemporaryError("Removing dataplane state: " + "; ".join(problems), delay=retry_delay)

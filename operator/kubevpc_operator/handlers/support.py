@@ -1,19 +1,21 @@
-"""What the kind handlers share: index entries, the cluster view built from the indices, status
-writes without churn, and Kubernetes events for objects (no kopf decorators here).
+"""What the kind handlers share: the triggers every kind reconciles on, index entries, the cluster
+view built from the indices, status writes without churn, retries, and Kubernetes events for objects
+(no handler is registered here).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
-from kubevpc_operator import GROUP, VERSION, conditions
+from kubevpc_operator import GROUP, VERSION, conditions, config
 from kubevpc_operator.agents.fabric import Fabric
+from kubevpc_operator.agents.syncer import SyncReport
 from kubevpc_operator.conditions import Outcome
 from kubevpc_operator.models import VPC, LoadBalancer, NATGateway, NetworkInterface, SpecError
 from kubevpc_operator.models.cluster import ClusterView, Node
@@ -27,6 +29,31 @@ class Trigger(enum.Enum):
 
     CHANGE = "change"
     TIMER = "timer"
+
+
+Reconcile = TypeVar("Reconcile", bound=Callable[..., Awaitable[None]])
+
+
+def reconciles(plural: str, interval: float) -> Callable[[Reconcile], Reconcile]:
+    """Make one function reconcile a kind on every trigger: create, update and resume (a change),
+    and a timer every ``interval`` seconds. It reads the whole object, never kopf's diff."""
+
+    def register(fn: Reconcile) -> Reconcile:
+        kopf.timer(GROUP, VERSION, plural, interval=interval, param=Trigger.TIMER)(fn)
+        kopf.on.resume(GROUP, VERSION, plural, param=Trigger.CHANGE)(fn)
+        kopf.on.update(GROUP, VERSION, plural, param=Trigger.CHANGE)(fn)
+        kopf.on.create(GROUP, VERSION, plural, param=Trigger.CHANGE)(fn)
+        return fn
+
+    return register
+
+
+def from_memo(memo: kopf.Memo) -> tuple[Fabric, config.Settings]:
+    """The fabric and our settings; marks the fabric ready (kopf runs resource handlers only once
+    every index is filled)."""
+    fabric: Fabric = memo.fabric
+    fabric.mark_ready()
+    return fabric, memo.settings
 
 
 @dataclass(frozen=True)
@@ -242,6 +269,17 @@ def settle(outcome: Outcome, trigger: Trigger, retry_delay: float, retry: int = 
     if outcome.degraded:
         delay = min(retry_delay * 2 ** min(retry, 10), MAX_RETRY_DELAY)
     raise kopf.TemporaryError(outcome.message, delay=delay)
+
+
+def raise_unless_removed(uid: str, reports: Mapping[str, SyncReport], retry_delay: float) -> None:
+    """TemporaryError while any node could not remove the object's state."""
+    problems = [
+        f"{node}: {report.error or report.failures[uid]}"
+        for node, report in sorted(reports.items())
+        if report.error or uid in report.failures
+    ]
+    if problems:
+        raise kopf.TemporaryError("Removing dataplane state: " + "; ".join(problems), delay=retry_delay)
 
 
 def object_reference(owner: Owner) -> dict[str, Any]:

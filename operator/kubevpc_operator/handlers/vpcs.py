@@ -11,8 +11,16 @@ from typing import Any
 import kopf
 
 from kubevpc_operator import GROUP, VERSION, conditions, config
-from kubevpc_operator.agents.fabric import Fabric
-from kubevpc_operator.handlers.support import Indexed, Trigger, index_entry, parse, settle, write_status
+from kubevpc_operator.handlers.support import (
+    Indexed,
+    Trigger,
+    from_memo,
+    index_entry,
+    parse,
+    reconciles,
+    settle,
+    write_status,
+)
 from kubevpc_operator.models import VPC
 from kubevpc_operator.planning.report import vpc_status
 
@@ -24,10 +32,7 @@ def kubevpc_vpcs(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
     return index_entry("VPC", body)
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.on.update(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.on.resume(GROUP, VERSION, PLURAL, param=Trigger.CHANGE)
-@kopf.timer(GROUP, VERSION, PLURAL, interval=config.active().poll_interval, param=Trigger.TIMER)
+@reconciles(PLURAL, interval=config.active().poll_interval)
 async def reconcile_vpc(
     *,
     body: kopf.Body,
@@ -38,9 +43,7 @@ async def reconcile_vpc(
     retry: int = 0,
     **_: Any,
 ) -> None:
-    fabric: Fabric = memo.fabric
-    fabric.mark_ready()
-    settings: config.Settings = memo.settings
+    fabric, settings = from_memo(memo)
     if param is Trigger.TIMER:
         await fabric.poll()
     vpc: VPC | None = parse("VPC", body, patch, param, logger)
@@ -70,9 +73,7 @@ async def reconcile_vpc(
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_vpc(*, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Wait until no NetworkInterface, LoadBalancer or NATGateway uses the VPC any more."""
-    fabric: Fabric = memo.fabric
-    fabric.mark_ready()
-    settings: config.Settings = memo.settings
+    fabric, settings = from_memo(memo)
     meta = body.get("metadata", {})
     namespace, name = meta.get("namespace", "default"), meta.get("name", "")
     view = fabric.view()
