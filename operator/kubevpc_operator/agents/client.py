@@ -183,126 +183,106 @@ def rule_from_proto(rule: pb.FirewallRule) -> FirewallRuleState:
 
 def request_for(op: ops.Op) -> tuple[str, Any]:
     """(RPC method name, request message) for one operation."""
-    builder = _REQUESTS.get(type(op))
-    if builder is None:
+    entry = _REQUESTS.get(type(op))
+    if entry is None:
         raise TypeError(f"no RPC for {type(op).__name__}")
-    return builder(op)
+    method, fields = entry
+    return method, getattr(pb, f"{method}Request")(**fields(op))
 
 
-def _create_interface(op: Any) -> tuple[str, Any]:
-    request = pb.CreateInterfaceRequest(
-        interface_id=op.interface_id.encode(),
-        vni=op.vni,
-        device_name=op.device,
-        ipv4_config=pb.IpConfig(primary_address=(op.ipv4 or "0.0.0.0").encode()),
-        ipv6_config=pb.IpConfig(primary_address=(op.ipv6 or "::").encode()),
-        hostname=op.hostname,
-    )
+Fields = dict[str, Any]
+
+
+def _interface(op: Any) -> Fields:
+    return {"interface_id": op.interface_id.encode()}
+
+
+def _interface_prefix(op: Any) -> Fields:
+    return {**_interface(op), "prefix": prefix_to_proto(op.prefix)}
+
+
+def _create_interface(op: Any) -> Fields:
+    fields = {
+        **_interface(op),
+        "vni": op.vni,
+        "device_name": op.device,
+        "ipv4_config": pb.IpConfig(primary_address=(op.ipv4 or "0.0.0.0").encode()),
+        "ipv6_config": pb.IpConfig(primary_address=(op.ipv6 or "::").encode()),
+        "hostname": op.hostname,
+    }
     if op.pxe is not None:
-        request.pxe_config.CopyFrom(pb.PxeConfig(next_server=op.pxe.server, boot_filename=op.pxe.boot_file))
-    return "CreateInterface", request
+        fields["pxe_config"] = pb.PxeConfig(next_server=op.pxe.server, boot_filename=op.pxe.boot_file)
+    return fields
 
 
-def _route(op: Any) -> pb.Route:
-    return pb.Route(
+def _load_balancer(op: Any) -> Fields:
+    return {"loadbalancer_id": op.lb_id.encode()}
+
+
+def _lb_target(op: Any) -> Fields:
+    return {**_load_balancer(op), "target_ip": ip_to_proto(op.target)}
+
+
+def _route(op: Any) -> Fields:
+    route = pb.Route(
         prefix=prefix_to_proto(op.prefix),
         nexthop_vni=getattr(op, "nexthop_vni", 0),
         nexthop_address=ip_to_proto(op.nexthop) if hasattr(op, "nexthop") else None,
     )
+    return {"vni": op.vni, "route": route}
 
 
-_REQUESTS: dict[type[ops.Op], Callable[[Any], tuple[str, Any]]] = {
-    ops.CreateInterface: _create_interface,
-    ops.DeleteInterface: lambda op: (
-        "DeleteInterface",
-        pb.DeleteInterfaceRequest(interface_id=op.interface_id.encode()),
-    ),
-    ops.CreatePrefix: lambda op: (
-        "CreatePrefix",
-        pb.CreatePrefixRequest(interface_id=op.interface_id.encode(), prefix=prefix_to_proto(op.prefix)),
-    ),
-    ops.DeletePrefix: lambda op: (
-        "DeletePrefix",
-        pb.DeletePrefixRequest(interface_id=op.interface_id.encode(), prefix=prefix_to_proto(op.prefix)),
-    ),
-    ops.CreateLoadBalancerPrefix: lambda op: (
-        "CreateLoadBalancerPrefix",
-        pb.CreateLoadBalancerPrefixRequest(
-            interface_id=op.interface_id.encode(), prefix=prefix_to_proto(op.prefix)
-        ),
-    ),
-    ops.DeleteLoadBalancerPrefix: lambda op: (
-        "DeleteLoadBalancerPrefix",
-        pb.DeleteLoadBalancerPrefixRequest(
-            interface_id=op.interface_id.encode(), prefix=prefix_to_proto(op.prefix)
-        ),
-    ),
-    ops.CreateVip: lambda op: (
-        "CreateVip",
-        pb.CreateVipRequest(interface_id=op.interface_id.encode(), vip_ip=ip_to_proto(op.ip)),
-    ),
-    ops.DeleteVip: lambda op: ("DeleteVip", pb.DeleteVipRequest(interface_id=op.interface_id.encode())),
-    ops.CreateNat: lambda op: (
+def _neighbor_nat(op: Any) -> Fields:
+    return {"nat_ip": ip_to_proto(op.ip), "vni": op.vni, "min_port": op.min_port, "max_port": op.max_port}
+
+
+# Operation -> (RPC method, its request's fields); the request message is ``pb.<method>Request``.
+_REQUESTS: dict[type[ops.Op], tuple[str, Callable[[Any], Fields]]] = {
+    ops.CreateInterface: ("CreateInterface", _create_interface),
+    ops.DeleteInterface: ("DeleteInterface", _interface),
+    ops.CreatePrefix: ("CreatePrefix", _interface_prefix),
+    ops.DeletePrefix: ("DeletePrefix", _interface_prefix),
+    ops.CreateLoadBalancerPrefix: ("CreateLoadBalancerPrefix", _interface_prefix),
+    ops.DeleteLoadBalancerPrefix: ("DeleteLoadBalancerPrefix", _interface_prefix),
+    ops.CreateVip: ("CreateVip", lambda op: {**_interface(op), "vip_ip": ip_to_proto(op.ip)}),
+    ops.DeleteVip: ("DeleteVip", _interface),
+    ops.CreateNat: (
         "CreateNat",
-        pb.CreateNatRequest(
-            interface_id=op.interface_id.encode(),
-            nat_ip=ip_to_proto(op.ip),
-            min_port=op.min_port,
-            max_port=op.max_port,
-        ),
+        lambda op: {
+            **_interface(op),
+            "nat_ip": ip_to_proto(op.ip),
+            "min_port": op.min_port,
+            "max_port": op.max_port,
+        },
     ),
-    ops.DeleteNat: lambda op: ("DeleteNat", pb.DeleteNatRequest(interface_id=op.interface_id.encode())),
-    ops.CreateFirewallRule: lambda op: (
+    ops.DeleteNat: ("DeleteNat", _interface),
+    ops.CreateFirewallRule: (
         "CreateFirewallRule",
-        pb.CreateFirewallRuleRequest(interface_id=op.interface_id.encode(), rule=rule_to_proto(op.rule)),
+        lambda op: {**_interface(op), "rule": rule_to_proto(op.rule)},
     ),
-    ops.DeleteFirewallRule: lambda op: (
+    ops.DeleteFirewallRule: (
         "DeleteFirewallRule",
-        pb.DeleteFirewallRuleRequest(interface_id=op.interface_id.encode(), rule_id=op.rule_id.encode()),
+        lambda op: {**_interface(op), "rule_id": op.rule_id.encode()},
     ),
-    ops.CreateLoadBalancer: lambda op: (
+    ops.CreateLoadBalancer: (
         "CreateLoadBalancer",
-        pb.CreateLoadBalancerRequest(
-            loadbalancer_id=op.lb_id.encode(),
-            loadbalanced_ip=ip_to_proto(op.ip),
-            vni=op.vni,
-            loadbalanced_ports=[pb.LbPort(port=port, protocol=proto) for proto, port in op.ports],
-        ),
+        lambda op: {
+            **_load_balancer(op),
+            "loadbalanced_ip": ip_to_proto(op.ip),
+            "vni": op.vni,
+            "loadbalanced_ports": [pb.LbPort(port=port, protocol=proto) for proto, port in op.ports],
+        },
     ),
-    ops.DeleteLoadBalancer: lambda op: (
-        "DeleteLoadBalancer",
-        pb.DeleteLoadBalancerRequest(loadbalancer_id=op.lb_id.encode()),
-    ),
-    ops.CreateLoadBalancerTarget: lambda op: (
-        "CreateLoadBalancerTarget",
-        pb.CreateLoadBalancerTargetRequest(
-            loadbalancer_id=op.lb_id.encode(), target_ip=ip_to_proto(op.target)
-        ),
-    ),
-    ops.DeleteLoadBalancerTarget: lambda op: (
-        "DeleteLoadBalancerTarget",
-        pb.DeleteLoadBalancerTargetRequest(
-            loadbalancer_id=op.lb_id.encode(), target_ip=ip_to_proto(op.target)
-        ),
-    ),
-    ops.CreateRoute: lambda op: ("CreateRoute", pb.CreateRouteRequest(vni=op.vni, route=_route(op))),
-    ops.DeleteRoute: lambda op: ("DeleteRoute", pb.DeleteRouteRequest(vni=op.vni, route=_route(op))),
-    ops.CreateNeighborNat: lambda op: (
+    ops.DeleteLoadBalancer: ("DeleteLoadBalancer", _load_balancer),
+    ops.CreateLoadBalancerTarget: ("CreateLoadBalancerTarget", _lb_target),
+    ops.DeleteLoadBalancerTarget: ("DeleteLoadBalancerTarget", _lb_target),
+    ops.CreateRoute: ("CreateRoute", _route),
+    ops.DeleteRoute: ("DeleteRoute", _route),
+    ops.CreateNeighborNat: (
         "CreateNeighborNat",
-        pb.CreateNeighborNatRequest(
-            nat_ip=ip_to_proto(op.ip),
-            vni=op.vni,
-            min_port=op.min_port,
-            max_port=op.max_port,
-            underlay_route=op.underlay.encode(),
-        ),
+        lambda op: {**_neighbor_nat(op), "underlay_route": op.underlay.encode()},
     ),
-    ops.DeleteNeighborNat: lambda op: (
-        "DeleteNeighborNat",
-        pb.DeleteNeighborNatRequest(
-            nat_ip=ip_to_proto(op.ip), vni=op.vni, min_port=op.min_port, max_port=op.max_port
-        ),
-    ),
+    ops.DeleteNeighborNat: ("DeleteNeighborNat", _neighbor_nat),
 }
 
 
