@@ -233,13 +233,13 @@ class DeleteFirewallRule(InterfaceOp):
 
 
 @dataclass(frozen=True)
-class CreateLoadBalancer(Op):
-    phase = Phase.ADD
-    done_codes = frozenset({Code.ALREADY_EXISTS})
+class LoadBalancerOp(Op):
+    """Creates or deletes a load balancer instance: one chain per instance, its underlay exported.
+
+    Its targets are separate operations on other chains (independent targets may overlap).
+    """
+
     lb_id: str
-    vni: int
-    ip: str
-    ports: tuple[tuple[int, int], ...]  # (protocol number, port)
 
     @property
     def chain(self) -> str:
@@ -248,6 +248,15 @@ class CreateLoadBalancer(Op):
     @property
     def export(self) -> Export:
         return Export(ExportKind.LOAD_BALANCER, self.lb_id)
+
+
+@dataclass(frozen=True)
+class CreateLoadBalancer(LoadBalancerOp):
+    phase = Phase.ADD
+    done_codes = frozenset({Code.ALREADY_EXISTS})
+    vni: int
+    ip: str
+    ports: tuple[tuple[int, int], ...]  # (protocol number, port)
 
     def subject(self) -> str:
         ports = ",".join(f"{'tcp' if proto == 6 else 'udp'}/{port}" for proto, port in self.ports)
@@ -255,19 +264,10 @@ class CreateLoadBalancer(Op):
 
 
 @dataclass(frozen=True)
-class DeleteLoadBalancer(Op):
+class DeleteLoadBalancer(LoadBalancerOp):
     phase = Phase.REMOVE
     is_delete = True
     done_codes = frozenset({Code.NOT_FOUND})
-    lb_id: str
-
-    @property
-    def chain(self) -> str:
-        return self.lb_id
-
-    @property
-    def export(self) -> Export:
-        return Export(ExportKind.LOAD_BALANCER, self.lb_id)
 
     def subject(self) -> str:
         return f"load balancer {self.lb_id}"
