@@ -13,8 +13,6 @@ TTL is not decremented (dpservice does not either).
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 import numpy as np
 import numpy.typing as npt
 
@@ -24,30 +22,12 @@ from kubevpc_agent.tables.flow_key import flow_hash
 from kubevpc_agent.tables.lpm import Lpm4
 from kubevpc_agent.tables.multipath import Multipath
 from kubevpc_agent.tables.port_table import PortTable
-from kubevpc_agent.tables.routing import ROUTE_COUNTER_HELP, Resolved, RouteCounter, resolve_routes
+from kubevpc_agent.tables.routing import ROUTE_COUNTER_HELP, RouteCounter, RouteNext, resolve_routes
 from kubevpc_agent.tables.vm_mac import PortMacs
 
 Counter = RouteCounter  # to_vm, to_underlay, no_route, uplink_to_uplink, bad_next_hop
 COUNTER_HELP = ROUTE_COUNTER_HELP
-
-
-class Next(IntEnum):
-    DROP = 0
-    TX = 1
-    IPIP_ENCAP = 2
-
-
-def edges_of(resolved: Resolved) -> npt.NDArray[np.intp] | int:
-    """One edge for the batch when all packets go the same way, else one per packet."""
-    if resolved.dropped is None:
-        if not resolved.to_underlay.any():
-            return Next.TX
-        if resolved.to_underlay.all():
-            return Next.IPIP_ENCAP
-    edges = np.where(resolved.to_underlay, Next.IPIP_ENCAP, Next.TX).astype(np.intp)
-    if resolved.dropped is not None:
-        edges[resolved.dropped] = Next.DROP
-    return edges
+Next = RouteNext  # DROP, TX, IPIP_ENCAP
 
 
 class Ipv4Lookup(Node):
@@ -73,4 +53,4 @@ class Ipv4Lookup(Node):
             uplink = self.multipath.select(flow_hash(batch)) if self.multipath.enabled else self.multipath.pf0
         resolved = resolve_routes(batch, route, self.lpm.targets, self.ports, self.macs, uplink=uplink)
         self.counters += resolved.counts
-        return edges_of(resolved)
+        return resolved.edges()

@@ -4,9 +4,9 @@ Given each packet's matched route (or MISS) and the uplink each underlay-bound p
 ``resolve_routes`` writes ``tx_port``, the underlay next hop (``nh_*``) and, towards a VM, the
 Ethernet header (dst = the VM's learned MAC, src = the out port's own MAC), marks packets a
 default route matched as south-north (``PacketMark.SOUTH_NORTH`` in ``nat``: ``snat`` translates
-only those, §4.6), and reports which packets go to the underlay and why the others are dropped.
-Packets arriving from an uplink are never routed back to the underlay (dpservice drops routed
-PF→PF traffic).
+only those, §4.6), and reports which packets go to the underlay and why the others are dropped;
+:meth:`Resolved.edges` turns that into both nodes' next edges. Packets arriving from an uplink
+are never routed back to the underlay (dpservice drops routed PF→PF traffic).
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ ROUTE_COUNTER_HELP: Mapping[IntEnum, str] = {
 }
 
 
+class RouteNext(IntEnum):
+    """The edges of both lookup nodes: to a VM port (TX) or to an underlay next hop (IPIP_ENCAP)."""
+
+    DROP = 0
+    TX = 1
+    IPIP_ENCAP = 2
+
+
 @dataclass
 class Resolved:
     """The outcome for a batch."""
@@ -57,6 +65,18 @@ class Resolved:
     to_underlay: BoolArray  # routed to an underlay next hop (and not dropped)
     dropped: BoolArray | None  # None: nothing dropped
     counts: npt.NDArray[np.uint64]  # per RouteCounter, to add to the node's counters
+
+    def edges(self) -> npt.NDArray[np.intp] | int:
+        """One edge for the batch when all packets go the same way, else one per packet."""
+        if self.dropped is None:
+            if not self.to_underlay.any():
+                return RouteNext.TX
+            if self.to_underlay.all():
+                return RouteNext.IPIP_ENCAP
+        edges = np.where(self.to_underlay, RouteNext.IPIP_ENCAP, RouteNext.TX).astype(np.intp)
+        if self.dropped is not None:
+            edges[self.dropped] = RouteNext.DROP
+        return edges
 
 
 def resolve_routes(
