@@ -23,9 +23,10 @@ intervals they cover (a prefix-sum over boundary marks), so longer prefixes over
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -149,6 +150,59 @@ class CompilePacer:
         self._not_before = 0.0 if took < self.IMMEDIATE else now + self.BACKOFF * took
 
 
+class CompiledVni(Protocol):
+    """A VNI's compiled routes, and the tables and table version they were compiled from."""
+
+    @property
+    def tables(self) -> VniTables: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=CompiledVni)
+
+
+class PerVniLpm(Generic[V]):
+    """What :class:`Lpm4` and :class:`Lpm6` share: per-VNI recompiles, then one join of the pieces.
+
+    A subclass sets up its lookup arrays after ``__init__`` here, then calls :meth:`refresh`;
+    ``_join`` builds those arrays again from ``_vnis`` whenever a VNI changed.
+    """
+
+    def __init__(self, state: AgentState, compile_vni: Callable[[VniTables], V]) -> None:
+        self.state = state
+        self._compile_vni = compile_vni
+        self._state_version = -1
+        self._pacer = CompilePacer()
+        self._vnis: dict[int, V] = {}
+
+    def refresh(self) -> bool:
+        """Recompile the VNIs whose routes changed; True if anything did (see :class:`CompilePacer`)."""
+        state = self.state
+        if state.version == self._state_version or not self._pacer.may_compile():
+            return False
+        started = self._pacer.start()
+        self._state_version = state.version
+        changed = self._vnis.keys() != state.vnis.keys()
+        fresh: dict[int, V] = {}
+        for vni, tables in state.vnis.items():
+            old = self._vnis.get(vni)
+            if old is not None and old.tables is tables and old.version == tables.version:
+                fresh[vni] = old
+            else:
+                fresh[vni] = self._compile_vni(tables)
+                changed = True
+        self._vnis = fresh
+        if changed:
+            self._join()
+        self._pacer.done(started)
+        return changed
+
+    def _join(self) -> None:
+        raise NotImplementedError
+
+
 # --- IPv4 --------------------------------------------------------------------------------------
 
 
@@ -175,14 +229,11 @@ def compile_vni4(tables: VniTables) -> _Vni4:
     return _Vni4(tables, tables.version, RouteTargets.build(entries), bounds, owner)
 
 
-class Lpm4:
+class Lpm4(PerVniLpm[_Vni4]):
     """IPv4 longest-prefix match over every VNI of an :class:`AgentState`."""
 
     def __init__(self, state: AgentState) -> None:
-        self.state = state
-        self._state_version = -1
-        self._pacer = CompilePacer()
-        self._vnis: dict[int, _Vni4] = {}
+        super().__init__(state, compile_vni4)
         # sorted interval starts ``vni << 32 | address``; index 0 is a sentinel no VNI owns, so a
         # search never falls off the front and needs no bounds check
         self.keys = np.zeros(1, dtype=np.uint64)
@@ -190,28 +241,6 @@ class Lpm4:
         self.owner = np.full(1, MISS, dtype=np.int32)  # global route index or MISS
         self.targets = RouteTargets.joined([])
         self.refresh()
-
-    def refresh(self) -> bool:
-        """Recompile the VNIs whose routes changed; True if anything did (see :class:`CompilePacer`)."""
-        state = self.state
-        if state.version == self._state_version or not self._pacer.may_compile():
-            return False
-        started = self._pacer.start()
-        self._state_version = state.version
-        changed = self._vnis.keys() != state.vnis.keys()
-        fresh: dict[int, _Vni4] = {}
-        for vni, tables in state.vnis.items():
-            old = self._vnis.get(vni)
-            if old is not None and old.tables is tables and old.version == tables.version:
-                fresh[vni] = old
-            else:
-                fresh[vni] = compile_vni4(tables)
-                changed = True
-        self._vnis = fresh
-        if changed:
-            self._join()
-        self._pacer.done(started)
-        return changed
 
     def _join(self) -> None:
         keys = [np.zeros(1, dtype=np.uint64)]
@@ -298,14 +327,11 @@ def _padded(values: U64) -> U64:
     return np.concatenate([values, np.full(1, MAX64, dtype=np.uint64)])
 
 
-class Lpm6:
+class Lpm6(PerVniLpm[_Vni6]):
     """IPv6 longest-prefix match over every VNI of an :class:`AgentState`."""
 
     def __init__(self, state: AgentState) -> None:
-        self.state = state
-        self._state_version = -1
-        self._pacer = CompilePacer()
-        self._vnis: dict[int, _Vni6] = {}
+        super().__init__(state, compile_vni6)
         self.vni_ids = _padded_vnis([])  # sorted VNIs + pad; a VNI's index is ``d`` in the key
         self.his = _padded(np.zeros(0, dtype=np.uint64))  # distinct boundary halves, sorted, + pad
         self.los = _padded(np.zeros(0, dtype=np.uint64))
@@ -314,28 +340,6 @@ class Lpm6:
         self.owner = np.full(1, MISS, dtype=np.int32)
         self.targets = RouteTargets.joined([])
         self.refresh()
-
-    def refresh(self) -> bool:
-        """Recompile the VNIs whose routes changed; True if anything did (see :class:`CompilePacer`)."""
-        state = self.state
-        if state.version == self._state_version or not self._pacer.may_compile():
-            return False
-        started = self._pacer.start()
-        self._state_version = state.version
-        changed = self._vnis.keys() != state.vnis.keys()
-        fresh: dict[int, _Vni6] = {}
-        for vni, tables in state.vnis.items():
-            old = self._vnis.get(vni)
-            if old is not None and old.tables is tables and old.version == tables.version:
-                fresh[vni] = old
-            else:
-                fresh[vni] = compile_vni6(tables)
-                changed = True
-        self._vnis = fresh
-        if changed:
-            self._join()
-        self._pacer.done(started)
-        return changed
 
     def _join(self) -> None:
         order = sorted(self._vnis)
