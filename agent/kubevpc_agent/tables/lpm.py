@@ -298,18 +298,9 @@ def compile_vni6(tables: VniTables) -> _Vni6:
     points = sorted_unique(np.concatenate([code[: 1 + n], code[1 + n :][~to_top]]))
     first_idx = np.searchsorted(points, code[1 : 1 + n])
     end_idx = np.where(to_top, len(points), np.searchsorted(points, code[1 + n :]))
-    owner = paint(len(points), first_idx, end_idx, lengths)
-    keep = np.ones(len(owner), dtype=bool)
-    keep[1:] = owner[1:] != owner[:-1]
-    kept = points[keep]
-    return _Vni6(
-        tables,
-        tables.version,
-        RouteTargets.build(entries),
-        his[kept // width],
-        los[kept % width],
-        owner[keep],
-    )
+    kept, owner = merge_runs(points, paint(len(points), first_idx, end_idx, lengths))
+    hi_kept, lo_kept = his[kept // width], los[kept % width]
+    return _Vni6(tables, tables.version, RouteTargets.build(entries), hi_kept, lo_kept, owner)
 
 
 def _rank(padded: U64, x: U64) -> U64:
