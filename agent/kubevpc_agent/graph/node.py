@@ -1,9 +1,10 @@
 """The node contract: a batch in, one next edge per packet out.
 
-Every node declares ``class Next(IntEnum)`` with ``DROP = 0`` first (DPDK's convention),
-``NEXT_NODES`` mapping its other edges to node *names*, and ``class Counter(IntEnum)`` with
-``COUNTER_HELP``. ``process`` returns either one edge for the whole batch (DPDK's "stream move",
-no split) or an array of edges; the runtime splits the batch and frees dropped frames.
+Every node declares ``Next``, an ``IntEnum`` with ``DROP = 0`` first (DPDK's convention),
+``NEXT_NODES`` mapping its other edges to node *names*, and ``Counter``, an ``IntEnum``, with
+``COUNTER_HELP``; nodes of one kind may share these (``tables.routing``, ``tables.responder``).
+``process`` returns either one edge for the whole batch (DPDK's "stream move", no split) or an
+array of edges; the runtime splits the batch and frees dropped frames.
 Nodes accumulate counters locally and add them once per batch: never a metric call per packet.
 """
 

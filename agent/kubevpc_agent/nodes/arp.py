@@ -17,10 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import IntEnum
 
-from kubevpc_agent.config import AgentConfig
 from kubevpc_agent.graph.batch import Batch
-from kubevpc_agent.graph.node import PerPacketNode
-from kubevpc_agent.graph.port import PortKind
 from kubevpc_agent.protocols.arp import (
     ARP_LEN,
     OFF_OPCODE,
@@ -33,15 +30,12 @@ from kubevpc_agent.protocols.arp import (
 )
 from kubevpc_agent.protocols.ether import ETHER_LEN, OFF_DST, OFF_SRC
 from kubevpc_agent.tables.model import GATEWAY_IPV4
-from kubevpc_agent.tables.state import AgentState
-from kubevpc_agent.tables.vm_mac import PortMacs
+from kubevpc_agent.tables.responder import GatewayResponder, ReplyNext
 
 GATEWAY = GATEWAY_IPV4.packed
 
 
-class Next(IntEnum):
-    DROP = 0
-    TX = 1
+Next = ReplyNext  # DROP, TX
 
 
 class Counter(IntEnum):
@@ -61,24 +55,16 @@ COUNTER_HELP: Mapping[IntEnum, str] = {
 }
 
 
-class Arp(PerPacketNode):
+class Arp(GatewayResponder):
     """ARP responder for the gateway address; see the module docstring."""
 
     name = "arp"
-    NEXT_NODES = {Next.TX: "tx"}
     COUNTER_HELP = COUNTER_HELP
-
-    def __init__(self, state: AgentState, macs: PortMacs, config: AgentConfig) -> None:
-        super().__init__()
-        self.state = state
-        self.macs = macs
-        self.config = config
 
     def next_for(self, batch: Batch, i: int) -> int:
         counts = self.tally
         port_id = int(batch.rx_port[i])
-        spec = self.state.ports.get(port_id)
-        if spec is None or spec.kind is not PortKind.VF:
+        if not self.from_vf(port_id):
             counts[Counter.NOT_VF] += 1
             return Next.DROP
         frame = batch.frame(i)

@@ -25,8 +25,6 @@ from ipaddress import IPv4Address, IPv4Network
 
 from kubevpc_agent.config import AgentConfig
 from kubevpc_agent.graph.batch import Batch
-from kubevpc_agent.graph.node import PerPacketNode
-from kubevpc_agent.graph.port import PortKind
 from kubevpc_agent.protocols.dhcp import (
     BOOTP_LEN,
     IPXE_USER_CLASS,
@@ -49,6 +47,7 @@ from kubevpc_agent.protocols.ipv4 import FRAGMENT_MASK, IPV4, IPV4_LEN
 from kubevpc_agent.protocols.udp import DHCP_SERVER_PORT, UDP, UDP_LEN
 from kubevpc_agent.protocols.udp import PROTO as UDP_PROTO
 from kubevpc_agent.tables.model import GATEWAY_IPV4, Interface
+from kubevpc_agent.tables.responder import GatewayResponder, ReplyNext
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs
 
@@ -64,9 +63,7 @@ LINK_LOCAL = IPv4Network("169.254.0.0/16")
 VIRTSVC_NET = IPv4Network("169.254.1.0/24")  # link-local space of virtual services (§4.13)
 
 
-class Next(IntEnum):
-    DROP = 0
-    TX = 1
+Next = ReplyNext  # DROP, TX
 
 
 class Counter(IntEnum):
@@ -108,21 +105,17 @@ def detect_pxe_mode(options: list[tuple[int, bytes]]) -> PxeMode:
     return mode
 
 
-class Dhcp(PerPacketNode):
+class Dhcp(GatewayResponder):
     """DHCPv4 server; see the module docstring."""
 
     name = "dhcp"
-    NEXT_NODES = {Next.TX: "tx"}
     COUNTER_HELP = COUNTER_HELP
 
     def __init__(
         self, state: AgentState, macs: PortMacs, config: AgentConfig, *, virtual_services: bool = False
     ) -> None:
         """``virtual_services``: the agent runs virtual services, so VMs also get a route to them."""
-        super().__init__()
-        self.state = state
-        self.macs = macs
-        self.config = config
+        super().__init__(state, macs, config)
         routes = [(LINK_LOCAL, IPv4Address(0)), (IPv4Network("0.0.0.0/0"), GATEWAY_IPV4)]
         if virtual_services:
             routes.append((VIRTSVC_NET, GATEWAY_IPV4))
@@ -136,21 +129,10 @@ class Dhcp(PerPacketNode):
         dns = b"".join(a.packed for a in config.dhcp_dns)
         self._dns_option = build_option(OptionCode.DNS, dns) if dns else b""
 
-    def next_for(self, batch: Batch, i: int) -> int:
-        counter, reply = self._answer(batch, i)
-        self.tally[counter] += 1
-        if reply is None:
-            return Next.DROP
-        self.replace_frame(batch, i, reply)
-        batch.tx_port[i] = batch.rx_port[i]
-        return Next.TX
-
-    def _answer(self, batch: Batch, i: int) -> tuple[Counter, bytes | None]:
-        """The counter to bump and the reply frame (None: drop)."""
+    def answer(self, batch: Batch, i: int) -> tuple[Counter, bytes | None]:
         port_id = int(batch.rx_port[i])
-        spec = self.state.ports.get(port_id)
         iface = self.state.interface_by_port(port_id)
-        if spec is None or spec.kind is not PortKind.VF or iface is None or iface.ipv4 is None:
+        if not self.from_vf(port_id) or iface is None or iface.ipv4 is None:
             return Counter.NO_INTERFACE, None
         frame = bytes(batch.frame(i))
 

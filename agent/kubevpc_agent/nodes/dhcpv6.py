@@ -27,8 +27,6 @@ from ipaddress import IPv6Address
 
 from kubevpc_agent.config import AgentConfig
 from kubevpc_agent.graph.batch import Batch
-from kubevpc_agent.graph.node import PerPacketNode
-from kubevpc_agent.graph.port import PortKind
 from kubevpc_agent.protocols import ipv6, udp
 from kubevpc_agent.protocols.dhcp import IPXE_USER_CLASS, PXE_TFTP_PATH, PXE_VENDOR_CLASS, PxeMode
 from kubevpc_agent.protocols.dhcpv6 import (
@@ -51,6 +49,7 @@ from kubevpc_agent.protocols.dhcpv6 import (
 )
 from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType, build_ether
 from kubevpc_agent.tables.model import GATEWAY_IPV6, Interface
+from kubevpc_agent.tables.responder import GatewayResponder, ReplyNext
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs
 
@@ -62,9 +61,7 @@ MAX_REPLY_LEN = ETHER_LEN + 1500  # the VM link's MTU; longer replies (huge DNS 
 MESSAGE_AT = UDP_AT + udp.UDP_LEN
 
 
-class Next(IntEnum):
-    DROP = 0
-    TX = 1
+Next = ReplyNext  # DROP, TX
 
 
 class Counter(IntEnum):
@@ -97,35 +94,20 @@ REPLY_TYPE: dict[int, MessageType] = {
 }
 
 
-class Dhcpv6(PerPacketNode):
+class Dhcpv6(GatewayResponder):
     """DHCPv6 server; see the module docstring."""
 
     name = "dhcpv6"
-    NEXT_NODES = {Next.TX: "tx"}
     COUNTER_HELP = COUNTER_HELP
 
     def __init__(self, state: AgentState, macs: PortMacs, config: AgentConfig) -> None:
-        super().__init__()
-        self.state = state
-        self.macs = macs
-        self.config = config
+        super().__init__(state, macs, config)
         self._dns_option = build_option(OptionCode.DNS_SERVERS, b"".join(a.packed for a in config.dhcpv6_dns))
 
-    def next_for(self, batch: Batch, i: int) -> int:
-        counter, reply = self._answer(batch, i)
-        self.tally[counter] += 1
-        if reply is None:
-            return Next.DROP
-        self.replace_frame(batch, i, reply)
-        batch.tx_port[i] = batch.rx_port[i]
-        return Next.TX
-
-    def _answer(self, batch: Batch, i: int) -> tuple[Counter, bytes | None]:
-        """The counter to bump and the reply frame (None: drop)."""
+    def answer(self, batch: Batch, i: int) -> tuple[Counter, bytes | None]:
         port_id = int(batch.rx_port[i])
-        spec = self.state.ports.get(port_id)
         iface = self.state.interface_by_port(port_id)
-        if spec is None or spec.kind is not PortKind.VF or iface is None:
+        if not self.from_vf(port_id) or iface is None:
             return Counter.NO_INTERFACE, None
         frame = bytes(batch.frame(i))
 

@@ -20,10 +20,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from kubevpc_agent.config import AgentConfig
 from kubevpc_agent.graph.batch import Batch, Edges
-from kubevpc_agent.graph.node import PerPacketNode
-from kubevpc_agent.graph.port import PortKind
 from kubevpc_agent.protocols import ipv6
 from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
 from kubevpc_agent.protocols.icmpv6 import PROTO as PROTO_ICMPV6
@@ -43,16 +40,13 @@ from kubevpc_agent.protocols.nd import (
     build_ra,
 )
 from kubevpc_agent.tables.model import GATEWAY_IPV6
-from kubevpc_agent.tables.state import AgentState
-from kubevpc_agent.tables.vm_mac import PortMacs
+from kubevpc_agent.tables.responder import GatewayResponder, ReplyNext
 
 ICMP_AT = ETHER_LEN + ipv6.IPV6_LEN
 ICMP_HEADER_LEN = 8  # type, code, checksum, 4 bytes of message-specific data
 
 
-class Next(IntEnum):
-    DROP = 0
-    TX = 1
+Next = ReplyNext  # DROP, TX
 
 
 class Counter(IntEnum):
@@ -76,18 +70,11 @@ COUNTER_HELP: Mapping[IntEnum, str] = {
 }
 
 
-class Ipv6Nd(PerPacketNode):
+class Ipv6Nd(GatewayResponder):
     """NS/RS responder for fe80::1; see the module docstring."""
 
     name = "ipv6_nd"
-    NEXT_NODES = {Next.TX: "tx"}
     COUNTER_HELP = COUNTER_HELP
-
-    def __init__(self, state: AgentState, macs: PortMacs, config: AgentConfig) -> None:
-        super().__init__()
-        self.state = state
-        self.macs = macs
-        self.config = config
 
     def process(self, batch: Batch) -> Edges:
         if not self.config.enable_ipv6_overlay:
@@ -95,20 +82,9 @@ class Ipv6Nd(PerPacketNode):
             return np.full(len(batch), Next.DROP, dtype=np.intp)
         return super().process(batch)
 
-    def next_for(self, batch: Batch, i: int) -> int:
-        counter, reply = self._answer(batch, i)
-        self.tally[counter] += 1
-        if reply is None:
-            return Next.DROP
-        self.replace_frame(batch, i, reply)
-        batch.tx_port[i] = batch.rx_port[i]
-        return Next.TX
-
-    def _answer(self, batch: Batch, i: int) -> tuple[Counter, bytes | None]:
-        """The counter to bump and the reply frame (None: drop)."""
+    def answer(self, batch: Batch, i: int) -> tuple[Counter, bytes | None]:
         port_id = int(batch.rx_port[i])
-        spec = self.state.ports.get(port_id)
-        if spec is None or spec.kind is not PortKind.VF:
+        if not self.from_vf(port_id):
             return Counter.NOT_VF, None
         frame = bytes(batch.frame(i))
 
