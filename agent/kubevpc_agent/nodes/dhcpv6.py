@@ -112,17 +112,10 @@ class Dhcpv6(GatewayResponder):
         frame = bytes(batch.frame(i))
 
         # Ether + IPv6 (no extension headers) + UDP to 547, bounded by the IPv6 payload length
-        if len(frame) < MESSAGE_AT + HEADER_LEN or frame[12:14] != EtherType.IPV6.to_bytes(2, "big"):
+        header = ipv6.parse_frame(frame, udp.PROTO, udp.UDP_LEN + HEADER_LEN)
+        if header is None:
             return Counter.MALFORMED, None
-        vtc_flow, payload_len, next_header, _, _, _ = ipv6.IPV6.unpack_from(frame, ETHER_LEN)
-        end = UDP_AT + payload_len
-        if (
-            vtc_flow >> 28 != 6
-            or next_header != udp.PROTO
-            or end > len(frame)
-            or end < MESSAGE_AT + HEADER_LEN
-        ):
-            return Counter.MALFORMED, None
+        end = header.end
         _, dport, _, _ = udp.UDP.unpack_from(frame, UDP_AT)
         if dport != udp.DHCPV6_SERVER_PORT:
             return Counter.MALFORMED, None

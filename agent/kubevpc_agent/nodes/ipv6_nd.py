@@ -22,7 +22,7 @@ import numpy as np
 
 from kubevpc_agent.graph.batch import Batch, Edges
 from kubevpc_agent.protocols import ipv6
-from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
+from kubevpc_agent.protocols.ether import ETHER_LEN
 from kubevpc_agent.protocols.icmpv6 import PROTO as PROTO_ICMPV6
 from kubevpc_agent.protocols.icmpv6 import Icmpv6Type
 from kubevpc_agent.protocols.nd import (
@@ -89,17 +89,10 @@ class Ipv6Nd(GatewayResponder):
         frame = bytes(batch.frame(i))
 
         # Ether + IPv6 whose next header is ICMPv6, bounded by the IPv6 payload length
-        if len(frame) < ICMP_AT + ICMP_HEADER_LEN or frame[12:14] != EtherType.IPV6.to_bytes(2, "big"):
+        header = ipv6.parse_frame(frame, PROTO_ICMPV6, ICMP_HEADER_LEN)
+        if header is None:
             return Counter.MALFORMED, None
-        vtc_flow, payload_len, next_header, hop_limit, src, _ = ipv6.IPV6.unpack_from(frame, ETHER_LEN)
-        end = ICMP_AT + payload_len
-        if (
-            vtc_flow >> 28 != 6
-            or next_header != PROTO_ICMPV6
-            or payload_len < ICMP_HEADER_LEN
-            or end > len(frame)
-        ):
-            return Counter.MALFORMED, None
+        vtc_flow, payload_len, hop_limit, src, _, end = header
         reply_to = ALL_NODES.packed if src == UNSPECIFIED.packed else src
         own_mac = self.macs.own_mac(port_id)
         requester_mac = frame[6:12]

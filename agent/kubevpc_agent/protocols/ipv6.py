@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import struct
 from ipaddress import IPv6Address
+from typing import NamedTuple
+
+from kubevpc_agent.protocols.ether import ETHER_LEN, EtherType
 
 IPV6 = struct.Struct("!IHBB16s16s")
 IPV6_LEN = IPV6.size  # 40 bytes
@@ -49,6 +52,7 @@ NH_FRAGMENT = 44
 DEFAULT_HOP_LIMIT = 64  # dpservice's DP_IP6_HOP_LIMIT for the underlay header
 
 LO_MASK = (1 << 64) - 1
+_ETHER_TYPE = EtherType.IPV6.to_bytes(2, "big")
 
 
 def split(addr: IPv6Address | bytes) -> tuple[int, int]:
@@ -73,3 +77,31 @@ def build_ipv6(
 ) -> bytes:
     """A 40-byte IPv6 header."""
     return IPV6.pack(vtc_flow, payload_len, next_header, hop_limit, src, dst)
+
+
+class FrameHeader(NamedTuple):
+    """The IPv6 header of an Ethernet frame (slow paths), and where its payload ends."""
+
+    vtc_flow: int
+    payload_len: int
+    hop_limit: int
+    src: bytes
+    dst: bytes
+    end: int  # frame offset one past the payload: Ethernet padding is not payload
+
+
+def parse_frame(frame: bytes, next_header: int, min_payload: int) -> FrameHeader | None:
+    """The header of an Ethernet/IPv6 frame carrying ``next_header`` directly (no extension headers)
+    with at least ``min_payload`` bytes of payload, all inside the frame; None for anything else."""
+    if len(frame) < ETHER_LEN + IPV6_LEN + min_payload or frame[12:14] != _ETHER_TYPE:
+        return None
+    vtc_flow, payload_len, found_next_header, hop_limit, src, dst = IPV6.unpack_from(frame, ETHER_LEN)
+    end = ETHER_LEN + IPV6_LEN + payload_len
+    if (
+        vtc_flow >> 28 != VERSION
+        or found_next_header != next_header
+        or payload_len < min_payload
+        or end > len(frame)
+    ):
+        return None
+    return FrameHeader(vtc_flow, payload_len, hop_limit, src, dst, end)
