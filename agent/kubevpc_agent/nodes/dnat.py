@@ -266,12 +266,7 @@ class Dnat(Node):
         else:
             r, vm_r = rows[plain], vm_ip[plain]
             new_port = np.where(gateway[plain], port[plain], batch.dport[r]).astype(np.uint16)
-        sub = batch.part(r)
-        hdr = sub.read(ETHER_LEN, rewrite.ROW_V4)
-        rewrite.nat_ipv4(hdr, sub.proto, dst=vm_r, dport=new_port, icmp_id=new_port)
-        sub.write(ETHER_LEN, hdr)
-        batch.dst_lo[r] = vm_r
-        batch.dport[r] = new_port
+        self._set_dst(batch, r, vm_r, new_port)
         self.count(Counter.NAT_RESTORED, len(r))
         if plain_rows:
             return
