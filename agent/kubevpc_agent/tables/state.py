@@ -204,15 +204,16 @@ class AgentState:
             raise DpError(missing, lb_id)
         return lb
 
+    def tables_of_vni(self, vni: int) -> VniTables:
+        """The routing state of ``vni``; NO_VNI while no interface or load balancer uses it."""
+        tables = self.vnis.get(vni)
+        if tables is None:
+            raise DpError(E.NO_VNI, str(vni))
+        return tables
+
     def external_routes(self, vni: int) -> list[tuple[int, RouteEntry]]:
         """Routes created by CreateRoute in ``vni`` (0: every VNI), IPv4 then IPv6, each by prefix."""
-        if vni == 0:
-            tables = [self.vnis[v] for v in sorted(self.vnis)]
-        else:
-            tables_or_none = self.vnis.get(vni)
-            if tables_or_none is None:
-                raise DpError(E.NO_VNI, str(vni))
-            tables = [tables_or_none]
+        tables = [self.vnis[v] for v in sorted(self.vnis)] if vni == 0 else [self.tables_of_vni(vni)]
         out: list[tuple[int, RouteEntry]] = []
         for t in tables:
             for routes in (t.routes4, t.routes6):
@@ -521,9 +522,7 @@ class AgentState:
     # routes
 
     def create_route(self, c: cmd.CreateRoute) -> None:
-        tables = self.vnis.get(c.vni)
-        if tables is None:
-            raise DpError(E.NO_VNI, str(c.vni))
+        tables = self.tables_of_vni(c.vni)
         net = make_network(c.ip, c.length)
         if net is None:
             raise DpError(E.ROUTE_INSERT, f"bad prefix length {c.length}")
@@ -539,9 +538,7 @@ class AgentState:
         self.version += 1
 
     def delete_route(self, c: cmd.DeleteRoute) -> None:
-        tables = self.vnis.get(c.vni)
-        if tables is None:
-            raise DpError(E.NO_VNI, str(c.vni))
+        tables = self.tables_of_vni(c.vni)
         net = make_network(c.ip, c.length)
         route = None if net is None else tables.table(net).get(net)
         if route is None or net is None:
