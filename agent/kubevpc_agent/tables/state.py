@@ -171,9 +171,6 @@ class AgentState:
             (p for p in ports if p.ifname == name), None
         )
 
-    def vni_tables(self, vni: int) -> VniTables | None:
-        return self.vnis.get(vni)
-
     # --- read API used by the control plane (raises DpError like the Get/List RPCs) ------------
 
     def interface(self, interface_id: str, missing: ErrorCode = E.NO_VM) -> Interface:
