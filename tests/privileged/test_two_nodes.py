@@ -84,8 +84,17 @@ def test_vms_on_different_nodes_ping_across_the_underlay(two_nodes: TwoNodes) ->
 
 def test_underlay_frames_are_ip_in_ipv6_between_the_interface_underlays(two_nodes: TwoNodes) -> None:
     lab, a, b = two_nodes.lab, two_nodes.a, two_nodes.b
-    capture = lab.router.popen("tcpdump", "-ni", "n1", "-c", "1", "-l", "ip6 and ip6[6] == 4")
+    # Only a -> b frames, and ping only once tcpdump is listening: otherwise the first frame
+    # captured can be b's echo reply.
+    capture = lab.router.popen(
+        "tcpdump", "-ni", "n1", "-c", "1", "-l", f"ip6 src {a.underlay} and ip6[6] == 4"
+    )
     try:
+        assert capture.stdout is not None
+        line = capture.stdout.readline()
+        while "listening on" not in line:
+            assert line, "tcpdump exited before listening"
+            line = capture.stdout.readline()
         assert a.ping("10.1.0.2", count=3)
         out, _ = capture.communicate(timeout=10)
     finally:
