@@ -527,6 +527,11 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "agent-tap-vf-pf", lambda p: agent_topology(p, "tap", True), "agent, TAP VF -> uplink (encap)"
         ),
+        Scenario(
+            "agent-tap-vf-xdp-pf",
+            lambda p: agent_topology(p, "tap", True, XDP),
+            "agent, TAP VF -> AF_XDP uplink (encap)",
+        ),
     )
 }
 
@@ -603,10 +608,8 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default="kernel,agent-vf-vf,agent-vf-pf,agent-tap-vf-vf")
-    parser.add_argument("--sizes", default="60,1400", help="frame sizes in bytes without FCS")
+def add_point_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options :func:`run_point` reads (shared with the other port-level benchmarks)."""
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--rate", type=float, default=None, help="offered packets/s; default: as fast as possible"
@@ -618,6 +621,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-burst", dest="burst", action="store_false", help="skip the burst-drain capacity"
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scenarios",
+        default="kernel,agent-xdp-vf-vf,agent-xdp-vf-pf,agent-vf-vf,agent-tap-vf-vf,agent-tap-vf-pf",
+    )
+    parser.add_argument("--sizes", default="60,1400", help="frame sizes in bytes without FCS")
+    add_point_arguments(parser)
     parser.add_argument("--json", type=Path, default=None, help="also write the raw runs here")
     parser.add_argument("--passthrough", choices=["netdev", "xdp", "tap"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

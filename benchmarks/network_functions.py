@@ -304,14 +304,16 @@ def _ip(text: str) -> pb.IpAddress:
     return pb.IpAddress(ipver=pb.IPV4 if addr.version == 4 else pb.IPV6, address=str(addr).encode())
 
 
-def nat_agent_topology(pool: NetnsPool, nat: bool = True) -> fw.Endpoints:
+def nat_agent_topology(pool: NetnsPool, nat: bool = True, io: str = fw.XDP) -> fw.Endpoints:
     """One agent node: a veth VM behind the NAT gateway with an egress firewall rule, default route
-    to a border underlay; encapsulated frames counted at the router namespace's link."""
+    to a border underlay; encapsulated frames counted at the router namespace's link. ``io`` is the
+    agent's I/O method on the VF and the uplink (AF_XDP, as docs/dataplane.md recommends, or
+    ``af_packet`` rings)."""
     from kubevpc_agent.lab.topology import Lab
 
     lab = Lab(pool)
-    node = lab.add_node("bnode")
-    gen = node.add_veth_vm("bgen")
+    node = lab.add_node("bnode", io)
+    gen = node.add_veth_vm("bgen", io)
     for key in ("all", "default"):
         gen.ns.sysctl(f"net.ipv6.conf.{key}.disable_ipv6", 1)
     node.ns.ip(
@@ -347,12 +349,15 @@ def nat_agent_topology(pool: NetnsPool, nat: bool = True) -> fw.Endpoints:
 
 
 def part_forwarding(args: argparse.Namespace) -> list[str]:
+    plain = fw.SCENARIOS["agent-xdp-vf-pf" if args.io == fw.XDP else "agent-vf-pf"]
     scenarios = [
         fw.SCENARIOS["kernel"],
         fw.Scenario(
-            "agent-nat-fw", nat_agent_topology, "agent, veth VF -> uplink, NAT gateway + firewall rule"
+            "agent-nat-fw",
+            lambda p: nat_agent_topology(p, io=args.io),
+            f"agent ({args.io}), veth VF -> uplink, NAT gateway + firewall rule",
         ),
-        fw.Scenario("agent-vf-pf", fw.SCENARIOS["agent-vf-pf"].build, "agent, veth VF -> uplink, no NAT"),
+        fw.Scenario("agent-vf-pf", plain.build, f"agent ({args.io}), veth VF -> uplink, no NAT"),
     ]
     fw.txgen_binary()
     points = [fw.run_point(s, 60, args) for s in scenarios]
@@ -393,7 +398,7 @@ def part_newflows_ports(args: argparse.Namespace) -> list[str]:
     rows.append("|---|---|---|")
     for nat in (False, True):
         with NetnsPool() as pool:
-            ends = nat_agent_topology(pool, nat=nat)
+            ends = nat_agent_topology(pool, nat=nat, io=args.io)
             fw.wait_quiet(ends.namespaces, args.max_foreign, args.quiet_timeout)
             cmd_ = ["taskset", "-c", str(fw.GEN_CPU), sys.executable, "-c", GENERATOR]
             cmd_ += [ends.gen_dev, fw.GEN_IP, str(INTERNET), fw.mac_of(ends.gen, ends.gen_dev), ends.dst_mac]
@@ -440,10 +445,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=100, help="timed batches per graph figure")
     parser.add_argument("--batches", type=int, default=200, help="batches of new flows")
     parser.add_argument("--flows", type=int, default=1_000_000, help="flows for the memory figure")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=None)
-    parser.add_argument("--max-foreign", type=float, default=0.15, help="CPUs other processes may use")
-    parser.add_argument("--quiet-timeout", type=float, default=120.0, help="longest wait for a quiet machine")
+    parser.add_argument(
+        "--io", choices=[fw.XDP, "af_packet"], default=fw.XDP, help="the agent's I/O on VF and uplink"
+    )
+    fw.add_point_arguments(parser)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, fw._interrupt)  # tear the namespaces down on SIGTERM too
     parts = [p for p in args.parts.split(",") if p]
