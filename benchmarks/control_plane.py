@@ -9,18 +9,26 @@ measured with (3,400-4,700 CreateRoute/s; its RIB stops at about 511 IPv4 routes
 3. fill one VNI to ``--routes`` routes (default 100,000), list them back, and report the agent's
    resident memory per route (RSS delta / routes).
 
+The Python client itself needs ~250-330 µs of CPU per call, which caps its rate whatever the server
+does. ``--go-client`` therefore also runs 1. and 2. with a Go gRPC client (``benchmarks/goclient``,
+built on first use into the tools cache, needs /usr/local/go and the Go module proxy), interleaved
+with the Python client's runs against the same agent. Every rate comes with the server's and the
+client's CPU time per call.
+
 Without ``--taps`` the agent runs without ports (control plane only: state + gRPC). With
 ``--taps`` (root) it gets dpservice's six TAP ports and a VF interface, so every command also
 crosses the pipe to the dataplane worker, whose replica's memory is reported too.
 
-    python -m benchmarks.control_plane [--routes N] [--serial N] [--taps] [--json]
+    python -m benchmarks.control_plane [--routes N] [--serial N] [--taps] [--go-client] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -28,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +50,10 @@ from dpdkironcore.v1 import dpdk_pb2 as pb  # noqa: E402
 from dpdkironcore.v1 import dpdk_pb2_grpc as pbg  # noqa: E402
 
 VNI = 100
+GOCLIENT = os.path.join(REPO, "benchmarks", "goclient")
+GO = "/usr/local/go/bin/go"
+TOOLS = os.environ.get("KUBEVPC_TOOLS", "/root/.cache/kubevpc/tools")
+TICKS = os.sysconf("SC_CLK_TCK")
 NEXTHOP = pb.IpAddress(ipver=pb.IPV6, address=b"fc00:2::64:0:1")
 WINDOW = 16
 
@@ -65,6 +78,93 @@ def children(pid: int) -> list[int]:
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (the dataplane worker)."""
+    total = 0
+    for p in (pid, *children(pid)):
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def go_client_binary() -> str:
+    """Path of kubevpc-goclient, (re)built when missing or when its sources changed."""
+    sources = ("go.mod", "go.sum", "main.go")
+    digest = hashlib.sha256()
+    for name in sources:
+        with open(os.path.join(GOCLIENT, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
+    binary = os.path.join(TOOLS, "bin", "kubevpc-goclient")
+    stamp = binary + ".sha256"
+    try:
+        with open(stamp) as f:
+            if f.read().strip() == digest.hexdigest() and os.access(binary, os.X_OK):
+                return binary
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(binary), exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        GOPATH=os.path.join(TOOLS, "go"),
+        GOMODCACHE=os.path.join(TOOLS, "go", "pkg", "mod"),
+        GOCACHE=os.path.join(TOOLS, "gocache"),
+        GOFLAGS="-trimpath -modcacherw -buildvcs=false",
+        GOTOOLCHAIN="local",
+    )
+    print("building kubevpc-goclient ...", file=sys.stderr)
+    subprocess.run([GO, "build", "-o", binary + ".tmp", "."], cwd=GOCLIENT, env=env, check=True)
+    os.replace(binary + ".tmp", binary)
+    with open(stamp, "w") as f:
+        f.write(digest.hexdigest() + "\n")
+    return binary
+
+
+def descriptor_set(directory: str) -> str:
+    """A FileDescriptorSet of dpdk.proto (with imports) for the Go client's dynamic messages."""
+    out = os.path.join(directory, "dpdk.pb")
+    proto = os.path.join("dpdkironcore", "v1", "dpdk.proto")
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{os.path.join(REPO, 'proto')}",
+         "--include_imports", f"--descriptor_set_out={out}", proto],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+class GoClient:
+    """kubevpc-goclient bound to one agent: run(first, count, in_flight) -> calls/s."""
+
+    def __init__(self, port: int, descriptor: str) -> None:
+        self.binary = go_client_binary()
+        self.args = [f"-addr=127.0.0.1:{port}", f"-descriptor={descriptor}", f"-vni={VNI}"]
+
+    def run(self, first: int, count: int, in_flight: int) -> float:
+        args = [self.binary, *self.args, f"-first={first}", f"-n={count}", f"-c={in_flight}"]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode:
+            raise RuntimeError(f"kubevpc-goclient failed: {done.stdout}{done.stderr}")
+        return float(json.loads(done.stdout)["per_s"])
+
+
+def child_cpu_seconds() -> float:
+    """CPU of reaped child processes (the Go client runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+Clock = Callable[[], float]
+
+
+def timed(agent_pid: int, count: int, client_cpu: Clock, run: Callable[[], float]) -> dict[str, int]:
+    """Runs one measurement: its rate and the server's and the client's CPU µs per call."""
+    server0, client0 = cpu_seconds(agent_pid), client_cpu()
+    rate = run()
+    server, client = cpu_seconds(agent_pid) - server0, client_cpu() - client0
+    us = 1e6 / count
+    return {"per_s": round(rate), "server_us": round(server * us), "client_us": round(client * us)}
 
 
 def route_request(i: int) -> Any:
@@ -144,11 +244,14 @@ def run_windowed(stub: Any, first: int, count: int, window: int = WINDOW) -> flo
     return count / (time.perf_counter() - start)
 
 
-def measure(routes: int, serial: int, taps: bool, engine: str = "") -> dict[str, Any]:
+def measure(routes: int, serial: int, taps: bool, engine: str = "", go: bool = False) -> dict[str, Any]:
     agent = Agent(taps, engine)
     options = [("grpc.max_receive_message_length", 256 << 20)]
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{agent.port}", options=options) as channel:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            grpc.insecure_channel(f"127.0.0.1:{agent.port}", options=options) as channel,
+        ):
             agent.wait_ready(channel)
             stub = pbg.DPDKironcoreStub(channel)
             stub.Initialize(pb.InitializeRequest())
@@ -167,15 +270,23 @@ def measure(routes: int, serial: int, taps: bool, engine: str = "") -> dict[str,
             run_serial(stub, 1 << 30, 500)  # warm-up in another VNI range, deleted below
             for i in range(1 << 30, (1 << 30) + 500):
                 stub.DeleteRoute(pb.DeleteRouteRequest(vni=VNI, route=route_request(i).route))
+            gocl = GoClient(agent.port, descriptor_set(tmp)) if go else None
             time.sleep(0.5)
             before = agent.memory()
-            serial_rate = run_serial(stub, 0, serial)
-            windowed_rate = run_windowed(stub, serial, serial)
+            pid, n, py_cpu, go_cpu = agent.proc.pid, serial, time.process_time, child_cpu_seconds
+            # interleaved (python serial, go serial, python 16, go 16) so machine noise hits both
+            rates = {"serial": timed(pid, n, py_cpu, lambda: run_serial(stub, 0, n))}
+            if gocl:
+                rates["serial_go"] = timed(pid, n, go_cpu, lambda: gocl.run(n, n, 1))
+            used = 4 * n if gocl else 2 * n
+            rates["16_in_flight"] = timed(pid, n, py_cpu, lambda: run_windowed(stub, used - n, n))
+            if gocl:
+                rates["16_in_flight_go"] = timed(pid, n, go_cpu, lambda: gocl.run(used - 2 * n, n, WINDOW))
             fill_start = time.perf_counter()
-            if routes > 2 * serial:
-                run_windowed(stub, 2 * serial, routes - 2 * serial)
+            if routes > used:
+                run_windowed(stub, used, routes - used)
             fill_seconds = time.perf_counter() - fill_start
-            total = max(routes, 2 * serial)
+            total = max(routes, used)
             time.sleep(0.5)
             after = agent.memory()
             start = time.perf_counter()
@@ -187,8 +298,9 @@ def measure(routes: int, serial: int, taps: bool, engine: str = "") -> dict[str,
         result: dict[str, Any] = {
             "mode": "with dataplane (TAP ports)" if taps else "control plane only",
             "grpc_engine": engine or "default (core)",
-            "create_route_per_s_serial": round(serial_rate),
-            "create_route_per_s_16_in_flight": round(windowed_rate),
+            **{f"create_route_per_s_{k}": v["per_s"] for k, v in rates.items()},
+            **{f"server_cpu_us_per_call_{k}": v["server_us"] for k, v in rates.items()},
+            **{f"client_cpu_us_per_call_{k}": v["client_us"] for k, v in rates.items()},
             "routes_in_one_vni": total,
             "fill_seconds": round(fill_seconds, 1),
             "list_routes_seconds": round(list_seconds, 2),
@@ -212,9 +324,10 @@ def main() -> None:
     parser.add_argument("--serial", type=int, default=10_000, help="routes per rate measurement")
     parser.add_argument("--taps", action="store_true", help="give the agent TAP ports and a dataplane (root)")
     parser.add_argument("--engine", choices=("core", "grpc"), default="", help="gRPC server engine")
+    parser.add_argument("--go-client", action="store_true", help="also measure with benchmarks/goclient")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
-    result = measure(args.routes, args.serial, args.taps, args.engine)
+    result = measure(args.routes, args.serial, args.taps, args.engine, args.go_client)
     if args.json:
         print(json.dumps(result))
     else:
