@@ -13,14 +13,13 @@ import kopf
 from kubevpc_operator import GROUP, VERSION, config
 from kubevpc_operator.handlers.support import (
     Indexed,
+    Reconciling,
+    Status,
     Trigger,
     from_memo,
     index_entry,
-    parse,
     raise_unless_removed,
     reconciles,
-    settle,
-    write_status,
 )
 from kubevpc_operator.models import LoadBalancer
 from kubevpc_operator.planning.report import load_balancer_status
@@ -33,29 +32,15 @@ def kubevpc_load_balancers(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
     return index_entry("LoadBalancer", body)
 
 
-@reconciles(PLURAL, interval=config.active().status_interval)
-async def reconcile_load_balancer(
-    *,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    param: Trigger = Trigger.CHANGE,
-    retry: int = 0,
-    **_: Any,
-) -> None:
-    fabric, settings = from_memo(memo)
-    lb: LoadBalancer | None = parse("LoadBalancer", body, patch, param, logger)
-    if lb is None:
-        return
+@reconciles(PLURAL, "LoadBalancer", interval=config.active().status_interval)
+async def reconcile_load_balancer(context: Reconciling, lb: LoadBalancer) -> Status:
+    fabric, settings = context.fabric, context.settings
     topology = fabric.topology()
     resolved = topology.load_balancers.get(lb.uid)
     nodes = fabric.related_nodes(lb.uid, None, [resolved.vni] if resolved else [])
-    max_age = settings.status_interval if param is Trigger.TIMER else None
+    max_age = settings.status_interval if context.trigger is Trigger.TIMER else None
     await fabric.sync(nodes, max_age=max_age)
-    fields, outcome = load_balancer_status(lb.uid, fabric.topology(), fabric.reports())
-    write_status(patch, body, fields, outcome)
-    settle(outcome, param, settings.retry_delay, retry)
+    return load_balancer_status(lb.uid, fabric.topology(), fabric.reports())
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

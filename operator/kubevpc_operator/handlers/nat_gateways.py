@@ -14,13 +14,12 @@ import kopf
 from kubevpc_operator import GROUP, VERSION, config
 from kubevpc_operator.handlers.support import (
     Indexed,
+    Reconciling,
+    Status,
     Trigger,
     from_memo,
     index_entry,
-    parse,
     reconciles,
-    settle,
-    write_status,
 )
 from kubevpc_operator.models import NATGateway
 from kubevpc_operator.planning.report import nat_gateway_status
@@ -33,30 +32,16 @@ def kubevpc_nat_gateways(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
     return index_entry("NATGateway", body)
 
 
-@reconciles(PLURAL, interval=config.active().status_interval)
-async def reconcile_nat_gateway(
-    *,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    param: Trigger = Trigger.CHANGE,
-    retry: int = 0,
-    **_: Any,
-) -> None:
-    fabric, settings = from_memo(memo)
-    gateway: NATGateway | None = parse("NATGateway", body, patch, param, logger)
-    if gateway is None:
-        return
+@reconciles(PLURAL, "NATGateway", interval=config.active().status_interval)
+async def reconcile_nat_gateway(context: Reconciling, gateway: NATGateway) -> Status:
+    fabric = context.fabric
     topology = fabric.topology()
     membership = topology.nat_gateways.get(gateway.uid)
-    if param is Trigger.CHANGE and membership is not None:
+    if context.trigger is Trigger.CHANGE and membership is not None:
         await fabric.sync(topology.nodes_serving([membership.vni]))
         topology = fabric.topology()
     allocation = fabric.nat_allocations(topology).get(gateway.uid)
-    fields, outcome = nat_gateway_status(gateway.uid, topology, allocation, fabric.reports())
-    write_status(patch, body, fields, outcome)
-    settle(outcome, param, settings.retry_delay, retry)
+    return nat_gateway_status(gateway.uid, topology, allocation, fabric.reports())
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -15,14 +15,13 @@ import kopf
 from kubevpc_operator import GROUP, VERSION, config
 from kubevpc_operator.handlers.support import (
     Indexed,
+    Reconciling,
+    Status,
     Trigger,
     from_memo,
     index_entry,
-    parse,
     raise_unless_removed,
     reconciles,
-    settle,
-    write_status,
 )
 from kubevpc_operator.models import NetworkInterface
 from kubevpc_operator.planning.report import interface_status, nat_of_interface
@@ -35,36 +34,22 @@ def kubevpc_interfaces(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
     return index_entry("NetworkInterface", body)
 
 
-@reconciles(PLURAL, interval=config.active().status_interval)
-async def reconcile_network_interface(
-    *,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    param: Trigger = Trigger.CHANGE,
-    retry: int = 0,
-    **_: Any,
-) -> None:
-    fabric, settings = from_memo(memo)
-    nic: NetworkInterface | None = parse("NetworkInterface", body, patch, param, logger)
-    if nic is None:
-        return
+@reconciles(PLURAL, "NetworkInterface", interval=config.active().status_interval)
+async def reconcile_network_interface(context: Reconciling, nic: NetworkInterface) -> Status:
+    fabric, settings = context.fabric, context.settings
     topology = fabric.topology()
     resolved = topology.interfaces.get(nic.uid)
     nodes = fabric.related_nodes(nic.uid, nic.node_name, [resolved.vni] if resolved else [])
-    max_age = settings.status_interval if param is Trigger.TIMER else None
+    max_age = settings.status_interval if context.trigger is Trigger.TIMER else None
     await fabric.sync(nodes, scope={nic.uid}, max_age=max_age)
     topology = fabric.topology()
     nat, exhausted = nat_of_interface(
         topology, fabric.nat_allocations(topology), nic.meta.name, nic.meta.namespace
     )
     device = fabric.device_of(nic.node_name, nic.uid)
-    fields, outcome = interface_status(
+    return interface_status(
         nic, topology, fabric.reports(), nat=nat, nat_exhausted=exhausted, device_name=device
     )
-    write_status(patch, body, fields, outcome)
-    settle(outcome, param, settings.retry_delay, retry)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import kopf
 
@@ -31,19 +32,66 @@ class Trigger(enum.Enum):
     TIMER = "timer"
 
 
-Reconcile = TypeVar("Reconcile", bound=Callable[..., Awaitable[None]])
+Reconcile = Callable[..., Awaitable[None]]
 
 
-def reconciles(plural: str, interval: float) -> Callable[[Reconcile], Reconcile]:
-    """Make one function reconcile a kind on every trigger: create, update and resume (a change),
-    and a timer every ``interval`` seconds. It reads the whole object, never kopf's diff."""
+@dataclass(frozen=True)
+class Reconciling:
+    """What a kind's reconcile step is given besides its model: why it runs and where to act."""
 
-    def register(fn: Reconcile) -> Reconcile:
-        kopf.timer(GROUP, VERSION, plural, interval=interval, param=Trigger.TIMER)(fn)
-        kopf.on.resume(GROUP, VERSION, plural, param=Trigger.CHANGE)(fn)
-        kopf.on.update(GROUP, VERSION, plural, param=Trigger.CHANGE)(fn)
-        kopf.on.create(GROUP, VERSION, plural, param=Trigger.CHANGE)(fn)
-        return fn
+    fabric: Fabric
+    settings: config.Settings
+    trigger: Trigger
+    logger: Any
+
+
+Status = tuple[dict[str, Any], Outcome]
+Step = Callable[[Reconciling, Any], Awaitable[Status]]
+
+
+def reconciles(
+    plural: str,
+    kind: str,
+    interval: float,
+    before: Callable[[Reconciling], Awaitable[None]] | None = None,
+) -> Callable[[Step], Reconcile]:
+    """Make one step reconcile a kind on every trigger: create, update and resume (a change), and a
+    timer every ``interval`` seconds. It reads the whole object, never kopf's diff.
+
+    The step gets the parsed model (an invalid spec never reaches it: :func:`parse` records that)
+    and returns the status fields and outcome, which are written without churn and settled into
+    kopf's retries here. ``before`` runs first on every trigger, whether the spec is valid or not.
+    The handler keeps the step's name, so kopf's handler ids stay what they were.
+    """
+
+    def register(step: Step) -> Reconcile:
+        @functools.wraps(step)
+        async def reconcile(
+            *,
+            body: kopf.Body,
+            patch: kopf.Patch,
+            memo: kopf.Memo,
+            logger: Any,
+            param: Trigger = Trigger.CHANGE,
+            retry: int = 0,
+            **_: Any,
+        ) -> None:
+            fabric, settings = from_memo(memo)
+            context = Reconciling(fabric, settings, param, logger)
+            if before is not None:
+                await before(context)
+            model = parse(kind, body, patch, param, logger)
+            if model is None:
+                return
+            fields, outcome = await step(context, model)
+            write_status(patch, body, fields, outcome)
+            settle(outcome, param, settings.retry_delay, retry)
+
+        kopf.timer(GROUP, VERSION, plural, interval=interval, param=Trigger.TIMER)(reconcile)
+        kopf.on.resume(GROUP, VERSION, plural, param=Trigger.CHANGE)(reconcile)
+        kopf.on.update(GROUP, VERSION, plural, param=Trigger.CHANGE)(reconcile)
+        kopf.on.create(GROUP, VERSION, plural, param=Trigger.CHANGE)(reconcile)
+        return reconcile
 
     return register
 

@@ -13,12 +13,12 @@ import kopf
 from kubevpc_operator import GROUP, VERSION, conditions, config
 from kubevpc_operator.handlers.support import (
     Indexed,
+    Reconciling,
+    Status,
     Trigger,
     from_memo,
     index_entry,
-    parse,
     reconciles,
-    settle,
     write_status,
 )
 from kubevpc_operator.models import VPC
@@ -32,33 +32,25 @@ def kubevpc_vpcs(body: kopf.Body, **_: Any) -> dict[str, Indexed]:
     return index_entry("VPC", body)
 
 
-@reconciles(PLURAL, interval=config.active().poll_interval)
-async def reconcile_vpc(
-    *,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    logger: Any,
-    param: Trigger = Trigger.CHANGE,
-    retry: int = 0,
-    **_: Any,
-) -> None:
-    fabric, settings = from_memo(memo)
-    if param is Trigger.TIMER:
-        await fabric.poll()
-    vpc: VPC | None = parse("VPC", body, patch, param, logger)
-    if vpc is None:
-        return
+async def poll_agents(context: Reconciling) -> None:
+    """The agents' CheckInitialized poll rides on the VPC timer (which peering pauses on a standby)."""
+    if context.trigger is Trigger.TIMER:
+        await context.fabric.poll()
+
+
+@reconciles(PLURAL, "VPC", interval=config.active().poll_interval, before=poll_agents)
+async def reconcile_vpc(context: Reconciling, vpc: VPC) -> Status:
+    fabric = context.fabric
     vni = vpc.effective_vni
     if vni is None:
         # Case: no VNI yet. Allocate one that no other VPC holds; the status records it for good.
         view = fabric.view()
         taken = {v.effective_vni for v in view.vpcs if v.meta.uid != vpc.meta.uid and v.effective_vni}
         vni = fabric.allocate_vni(vpc.meta.uid, taken)
-        logger.info("Allocated VNI %d to VPC %s", vni, vpc.key)
+        context.logger.info("Allocated VNI %d to VPC %s", vni, vpc.key)
     elif vpc.status_vni == vni:
         fabric.release_vni_reservation(vpc.meta.uid)
-    if param is Trigger.CHANGE:
+    if context.trigger is Trigger.CHANGE:
         # Peerings changed routes in this VPC's and its peers' VNIs: bring every node up to date.
         await fabric.sync(fabric.pool.nodes())
     topology = fabric.topology()
@@ -66,8 +58,7 @@ async def reconcile_vpc(
     fields, outcome = vpc_status(vpc, topology, None if conflict else vni)
     if conflict and vpc.status_vni is not None:
         fields["vni"] = vpc.status_vni  # a recorded VNI is never taken back
-    write_status(patch, body, fields, outcome)
-    settle(outcome, param, settings.retry_delay, retry)
+    return fields, outcome
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
