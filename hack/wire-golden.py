@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
 from grpc_tools import protoc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from testkit.wire_values import fill
 
 Values = dict[str, Any]
 
@@ -490,32 +491,6 @@ def summarize(file: descriptor_pb2.FileDescriptorProto) -> Values:
         "messages": messages,
         "enums": enums,
     }
-
-
-def to_wire_value(field: FieldDescriptor, value: Any) -> Any:
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return value.encode("ascii")
-    if field.enum_type is not None:
-        return field.enum_type.values_by_name[value].number
-    return value
-
-
-def fill(message: Message, values: Values) -> Message:
-    """Set `values` (JSON form: bytes as ASCII text, enums by name) on `message`."""
-    for name, value in values.items():
-        field = message.DESCRIPTOR.fields_by_name[name]
-        target = getattr(message, name)
-        if field.is_repeated and field.message_type is not None:
-            for item in value:
-                fill(target.add(), item)
-        elif field.is_repeated:
-            target.extend(to_wire_value(field, item) for item in value)
-        elif field.message_type is not None:
-            target.SetInParent()
-            fill(target, value)
-        else:
-            setattr(message, name, to_wire_value(field, value))
-    return message
 
 
 def build_golden(file: descriptor_pb2.FileDescriptorProto) -> list[Values]:

@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from dpdkironcore.v1 import dpdk_pb2, dpdk_pb2_grpc
+from testkit.wire_values import fill
 
 WIRE_DATA = Path(__file__).resolve().parents[1] / "data" / "wire"
 DPSERVICE = json.loads((WIRE_DATA / "dpservice_descriptor.json").read_text())["descriptor"]
@@ -160,32 +161,6 @@ def test_servicer_base_has_every_method() -> None:
 # ---- golden bytes ----
 
 
-def to_wire_value(field: FieldDescriptor, value: Any) -> Any:
-    # bytes fields carry ASCII text in the golden values, as dpservice puts addresses and ids on the wire
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return value.encode("ascii")
-    if field.enum_type is not None:
-        return field.enum_type.values_by_name[value].number
-    return value
-
-
-def build(message: Message, values: Values) -> Message:
-    for name, value in values.items():
-        field = message.DESCRIPTOR.fields_by_name[name]
-        container = getattr(message, name)
-        if field.is_repeated and field.message_type is not None:
-            for item in value:
-                build(container.add(), item)
-        elif field.is_repeated:
-            container.extend(to_wire_value(field, item) for item in value)
-        elif field.message_type is not None:
-            container.SetInParent()
-            build(container, value)
-        else:
-            setattr(message, name, to_wire_value(field, value))
-    return message
-
-
 def unknown_fields_in(message: Message) -> Iterator[int]:
     """Yield the field numbers the parser could not map, in `message` and everything it contains."""
     unknown = UnknownFieldSet(message)
@@ -197,7 +172,7 @@ def unknown_fields_in(message: Message) -> Iterator[int]:
 
 
 def build_case(case: Values) -> Message:
-    return build(getattr(dpdk_pb2, case["message"])(), case["values"])
+    return fill(getattr(dpdk_pb2, case["message"])(), case["values"])
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[c["id"] for c in GOLDEN])
