@@ -139,6 +139,7 @@ def test_model_reads_only_declared_fields(kind: str) -> None:
         reader = BodyReader(body)
         model.read(reader)
         read |= reader.paths
+
     # A container read on the way to a declared field (spec.ips for spec.ips[]) counts as declared.
     def is_declared(path: str) -> bool:
         return any(d == path or d.startswith((path + ".", path + "[]")) for d in declared)
