@@ -43,15 +43,6 @@ REMOTES = [IPv6Address(f"fc00:{n}::64:0:1") for n in range(2, 6)]
 # --- the rig -----------------------------------------------------------------------------------
 
 
-def apply(h: Harness, command: object) -> None:
-    """Apply a table command as the dataplane worker does: nodes' before_command hooks, then the state."""
-    for node in h.graph.nodes:
-        hook = getattr(node, "before_command", None)
-        if callable(hook):
-            hook(command, h.state)
-    h.state.apply(command)  # type: ignore[arg-type]
-
-
 def make_harness(state: AgentState | None = None) -> Harness:
     """dpservice's prepare_ifaces: VM1..VM4 and the default routes of VNI 100 and 200 to the router."""
     state = state or build_state()
@@ -65,18 +56,18 @@ def create_lb(
     h: Harness, ip: str = LB_IP, underlay: IPv6Address = LB_UL, *ports: tuple[Protocol, int]
 ) -> None:
     lb_ports = tuple(LbPort(p, n) for p, n in (ports or ((Protocol.TCP, 80),)))
-    apply(h, cmd.CreateLoadBalancer("my_lb", 100, ip_address(ip), lb_ports, underlay))
+    h.apply(cmd.CreateLoadBalancer("my_lb", 100, ip_address(ip), lb_ports, underlay))
 
 
 def add_targets(h: Harness, *targets: IPv6Address) -> None:
     for target in targets:
         now = sort_targets([*h.state.load_balancers["my_lb"].targets, target])
-        apply(h, cmd.CreateLbTarget("my_lb", target, build_maglev(now)))
+        h.apply(cmd.CreateLbTarget("my_lb", target, build_maglev(now)))
 
 
 def delete_target(h: Harness, target: IPv6Address) -> None:
     rest = [t for t in h.state.load_balancers["my_lb"].targets if t != target]
-    apply(h, cmd.DeleteLbTarget("my_lb", target, build_maglev(sort_targets(rest))))
+    h.apply(cmd.DeleteLbTarget("my_lb", target, build_maglev(sort_targets(rest))))
 
 
 def fw_rule(
@@ -103,7 +94,7 @@ def fw_rule(
         dst_ports=PortRange(*dports),
     )
     given = (ip_address(src.split("/", maxsplit=1)[0]), ip_address(dst.split("/", maxsplit=1)[0]))
-    apply(h, cmd.CreateFirewallRule(vm.name, rule, *given))
+    h.apply(cmd.CreateFirewallRule(vm.name, rule, *given))
 
 
 def from_router(underlay: IPv6Address, inner: Packet, port: int = PF0) -> bytes:
@@ -251,25 +242,25 @@ def communicate_vip_lb(h: Harness, vm: Vm, back_ul: IPv6Address, public_src: str
 def test_nat_to_lb_nat() -> None:
     h = make_harness()
     create_lb(h)
-    apply(h, cmd.CreateLbPrefix(VM1.name, IPv4Address(LB_IP), 32, LB_PFX_UL))
+    h.apply(cmd.CreateLbPrefix(VM1.name, IPv4Address(LB_IP), 32, LB_PFX_UL))
     add_targets(h, LB_PFX_UL)
-    apply(h, cmd.CreateNat(VM1.name, IPv4Address(NAT_IP), 100, 101, NAT1_UL))
+    h.apply(cmd.CreateNat(VM1.name, IPv4Address(NAT_IP), 100, 101, NAT1_UL))
     fw_rule(h, VM1, "fw0-vm1", protocol=Protocol.TCP, dports=(80, 80))
-    apply(h, cmd.CreateNat(VM2.name, IPv4Address(NAT_IP), 400, 401, NAT2_UL))
+    h.apply(cmd.CreateNat(VM2.name, IPv4Address(NAT_IP), 400, 401, NAT2_UL))
     communicate_vip_lb(h, VM2, NAT2_UL, NAT_IP, 2400)
 
 
 def test_vip_nat_to_lb_on_another_vni() -> None:
     h = make_harness()
     create_lb(h)
-    apply(h, cmd.CreateLbPrefix(VM1.name, IPv4Address(LB_IP), 32, LB_PFX_UL))
+    h.apply(cmd.CreateLbPrefix(VM1.name, IPv4Address(LB_IP), 32, LB_PFX_UL))
     add_targets(h, LB_PFX_UL)
-    apply(h, cmd.CreateVip(VM3.name, IPv4Address(VIP_IP), VIP3_UL))
+    h.apply(cmd.CreateVip(VM3.name, IPv4Address(VIP_IP), VIP3_UL))
     fw_rule(h, VM1, "fw0-vm1", protocol=Protocol.TCP, dports=(80, 80))
     communicate_vip_lb(h, VM3, VIP3_UL, VIP_IP, 1252)
     communicate_vip_lb(h, VM3, VIP3_UL, VIP_IP, 1252)
-    apply(h, cmd.DeleteVip(VM3.name))
-    apply(h, cmd.CreateNat(VM3.name, IPv4Address(NAT_IP), 100, 102, NAT3_UL))
+    h.apply(cmd.DeleteVip(VM3.name))
+    h.apply(cmd.CreateNat(VM3.name, IPv4Address(NAT_IP), 100, 102, NAT3_UL))
     communicate_vip_lb(h, VM3, NAT3_UL, NAT_IP, 1234)
 
 
@@ -288,7 +279,7 @@ def test_pf_to_vf_lb(lb_ip: str, underlay: IPv6Address, prefix_ul: IPv6Address, 
     """A local target: recirculated, delivered to VM1 unchanged (dst = the LB IP), nothing on the wire."""
     h = make_harness()
     create_lb(h, lb_ip, underlay)
-    apply(h, cmd.CreateLbPrefix(VM1.name, ip_address(lb_ip), 32 if ":" not in lb_ip else 128, prefix_ul))
+    h.apply(cmd.CreateLbPrefix(VM1.name, ip_address(lb_ip), 32 if ":" not in lb_ip else 128, prefix_ul))
     add_targets(h, prefix_ul)
     any_prefix = "0.0.0.0/0" if ":" not in lb_ip else "::/0"
     fw_rule(h, VM1, "fw0-vm1", src=any_prefix, dst=any_prefix, protocol=Protocol.TCP, dports=(80, 80))
@@ -301,7 +292,7 @@ def test_pf_to_vf_lb(lb_ip: str, underlay: IPv6Address, prefix_ul: IPv6Address, 
 def test_recirculated_traffic_meets_the_vms_ingress_rules() -> None:
     h = make_harness()
     create_lb(h, LB_IP, LB_UL, (Protocol.TCP, 80), (Protocol.TCP, 443))
-    apply(h, cmd.CreateLbPrefix(VM1.name, IPv4Address(LB_IP), 32, LB_PFX_UL))
+    h.apply(cmd.CreateLbPrefix(VM1.name, IPv4Address(LB_IP), 32, LB_PFX_UL))
     add_targets(h, LB_PFX_UL)
     fw_rule(h, VM1, "https-only", protocol=Protocol.TCP, dports=(443, 443))
     assert h.send(PF0, [from_router(LB_UL, tcp_to_lb(1, 80))]) == {}
@@ -313,7 +304,7 @@ def test_direct_server_return_and_stickiness_of_a_local_target() -> None:
     """A whole exchange: SYN in, SYN-ACK straight out (src = LB IP), ACK in again to the same VM."""
     h = make_harness()
     create_lb(h)
-    apply(h, cmd.CreateLbPrefix(VM1.name, IPv4Address(LB_IP), 32, LB_PFX_UL))
+    h.apply(cmd.CreateLbPrefix(VM1.name, IPv4Address(LB_IP), 32, LB_PFX_UL))
     add_targets(h, LB_PFX_UL)
     assert list(h.send(PF0, [from_router(LB_UL, tcp_to_lb(5555))])) == [VM1.port]
     synack = IP(src=LB_IP, dst=PUBLIC_IP) / TCP(sport=80, dport=5555, flags="SA")
