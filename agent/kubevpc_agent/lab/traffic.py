@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 
 
@@ -46,16 +47,17 @@ def send(proto: str, addr: str, port: int, nbytes: int, timeout: float = 10.0) -
     if proto == "tcp":
         with socket.create_connection((addr, port), timeout=timeout) as conn:
             conn.settimeout(timeout)
+            # Send and read the echo at the same time, so the figure is the path's throughput and
+            # not round trips of a stop-and-wait exchange.
+            sender = threading.Thread(target=conn.sendall, args=(payload,), daemon=True)
+            sender.start()
             received = bytearray()
-            sent = 0
             while len(received) < nbytes:
-                if sent < nbytes:
-                    sent += conn.send(payload[sent : sent + 65536])
-                while len(received) < sent:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    received += chunk
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    break
+                received += chunk
+            sender.join(timeout)
             ok = bytes(received) == payload
     else:
         with socket.socket(_family(addr), socket.SOCK_DGRAM) as sock:
