@@ -9,7 +9,9 @@ Agents are found in one of two ways:
 
 Leader election: with ``--peering NAME`` several replicas use kopf peering (a ``ClusterKopfPeering``
 or ``KopfPeering`` object of that name must exist); the replica with the highest priority is active,
-the others pause. Without it the operator runs standalone (one replica).
+the others pause. A leader that dies without saying goodbye (SIGKILL, a lost node) keeps its place
+until its entry expires (``--peering-lifetime``, 60 s); then the next priority resumes. Without
+peering the operator runs standalone (one replica).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Settings:
     retry_delay: float = 2.0  # seconds before a handler retries (waiting for a VPC, an agent, ...)
     peering: str | None = None  # kopf peering name: leader election between replicas
     priority: int | None = None  # kopf peering priority (default with peering: random)
+    peering_lifetime: int = 60  # seconds a replica that stopped answering still counts (kopf's default)
     namespaces: tuple[str, ...] = ()  # watched namespaces; empty: the whole cluster
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     vni_first: int = 1
@@ -101,6 +104,7 @@ class Settings:
             retry_delay=args.retry_delay,
             peering=args.peering or None,
             priority=priority,
+            peering_lifetime=args.peering_lifetime,
             namespaces=tuple(args.namespace or ()),
             liveness=args.liveness or None,
             vni_first=vni_first,
@@ -148,6 +152,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--peering", default=default("PEERING"), help="kopf peering name (leader election)")
     priority_env = default("PRIORITY")
     parser.add_argument("--priority", type=int, default=int(priority_env) if priority_env else None)
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(default("PEERING_LIFETIME", "60")),
+        help="seconds before a killed leader's place is taken (its peering entry expires)",
+    )
     namespaces_env = [n for n in default("NAMESPACES").split(",") if n]
     parser.add_argument("--namespace", action="append", default=namespaces_env or None)
     parser.add_argument("--liveness", default=default("LIVENESS"), help="e.g. http://0.0.0.0:8080/healthz")

@@ -12,6 +12,9 @@ later.
 * SIGKILL the operator in the middle of a batch of changes and start another: it converges, every
   agent holds exactly what the objects say (nothing twice, nothing stale), no agent is
   re-initialized.
+* Start a lower-priority replica beside it: it pauses (kopf peering) and programs nothing; SIGKILL
+  the leader and the standby resumes once the leader's peering entry expires and programs the
+  next change.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ INTERNET_URL = f"http://{INTERNET_V4}:8080/"
 
 @pytest.fixture(scope="module")
 def env(kube: KubeControlPlane) -> Iterator[e2e.E2eEnv]:
-    with e2e.e2e_environment(kube, VMS, spare_taps=SPARE_TAPS) as environment:
+    # A killed leader's peering entry expires after 10 s here (60 s by default).
+    operator_env = {**e2e.FAST_OPERATOR_ENV, "KUBEVPC_PEERING_LIFETIME": "10"}
+    with e2e.e2e_environment(kube, VMS, spare_taps=SPARE_TAPS, operator_env=operator_env) as environment:
         environment.apply(e2e.SAMPLES)
         environment.apply(VF_NIC)
         objects, _ = environment.converged()
@@ -220,4 +225,44 @@ def test_operator_killed_mid_reconcile_is_replaced_and_converges_exactly(env: e2
     assert len(listed) == len(set(listed)) == len(objects.nics)
     # traffic over what the new operator programmed
     assert e2e.ping(vm(env, "blue-vf").ns, "10.1.0.11")
+    assert e2e.ping(vm(env, "green-app-2").ns, "10.2.0.11")
+
+
+def test_a_standby_replica_takes_over_when_the_leader_is_killed(env: e2e.E2eEnv) -> None:
+    leader = env.operator
+    standby = env.start_operator(priority=50)  # lower than the leader's: it must pause
+    env.operator = leader
+
+    def peers() -> dict[str, dict[str, object]]:
+        peering = e2e.get_json(env.kube, "clusterkopfpeering", env.release.fullname)
+        return peering.get("status") or {}
+
+    # kopf starts a peering replica paused; it stays so while a higher priority is alive.
+    e2e.poll(lambda: any(p.get("priority") == 50 for p in peers().values()), what="the standby to join")
+    standby_work = standby.count(" on node ")
+
+    def set_vip(address: str) -> None:
+        patch = json.dumps({"spec": {"virtualIP": address}})
+        env.kube.kubectl("patch", "nic", "green-app-1", "-n", env.namespace, "--type=merge", "-p", patch)
+
+    # While both run, only the leader programs a change.
+    set_vip("203.0.113.12")
+    env.converged(timeout=60)
+    assert standby.count(" on node ") == standby_work, standby.log_tail()
+    assert "Resuming operations" not in standby.log()
+
+    leader.kill()  # no goodbye: its peering entry stays until it expires
+    killed = time.monotonic()
+    set_vip("203.0.113.13")
+    objects, observed = env.converged(timeout=120)
+    takeover = time.monotonic() - killed
+    env.operator = standby
+    print(f"standby programmed the change {takeover:.1f} s after the leader was killed (lifetime 10 s)")
+    assert "Resuming operations after the pause" in standby.log()
+    assert standby.count(" on node ") > standby_work  # the standby, not a ghost, did the work
+    assert {ip for _, ip, _ in observed["node-a"].vips} >= {"203.0.113.13"}, observed["node-a"].vips
+    assert (
+        objects.named("nic", "green-app-1")["status"]["observedGeneration"]
+        == (objects.named("nic", "green-app-1")["metadata"]["generation"])
+    )
     assert e2e.ping(vm(env, "green-app-2").ns, "10.2.0.11")

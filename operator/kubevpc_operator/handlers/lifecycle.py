@@ -63,6 +63,7 @@ async def start(
     if ours.peering:
         settings.peering.name = ours.peering
         settings.peering.mandatory = True
+        settings.peering.lifetime = ours.peering_lifetime
         if ours.priority is not None:
             settings.peering.priority = ours.priority
     fabric: Fabric = memo.get("fabric") or build_fabric(ours)
