@@ -413,6 +413,7 @@ def test_operator_config_accepts_the_rendered_environment(helm: Helm, ci_file: P
     assert (settings.peering is not None) == values["operator"]["peering"]["enabled"]
     if settings.peering is not None:
         assert settings.priority is not None, "a random priority, so one replica leads"
+    assert settings.peering_lifetime == values["operator"]["peering"]["lifetime"]
     assert settings.liveness == f"http://0.0.0.0:{values['operator']['healthPort']}/healthz"
     assert settings.resync_interval == values["operator"]["resyncInterval"]
     assert settings.namespaces == (), "the operator watches every namespace (the RBAC is cluster-wide)"

@@ -60,8 +60,8 @@ INTERNET_URL = f"http://{INTERNET_V4}:8080/"
 @pytest.fixture(scope="module")
 def env(kube: KubeControlPlane) -> Iterator[e2e.E2eEnv]:
     # A killed leader's peering entry expires after 10 s here (60 s by default).
-    operator_env = {**e2e.FAST_OPERATOR_ENV, "KUBEVPC_PEERING_LIFETIME": "10"}
-    with e2e.e2e_environment(kube, VMS, spare_taps=SPARE_TAPS, operator_env=operator_env) as environment:
+    peering = {"peering": {"enabled": True, "name": "", "lifetime": 10}}
+    with e2e.e2e_environment(kube, VMS, spare_taps=SPARE_TAPS, operator_values=peering) as environment:
         environment.apply(e2e.SAMPLES)
         environment.apply(VF_NIC)
         objects, _ = environment.converged()

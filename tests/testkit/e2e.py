@@ -1238,6 +1238,7 @@ def e2e_environment(
     operator_env: Mapping[str, str] = FAST_OPERATOR_ENV,
     node_labels: Mapping[str, Mapping[str, str]] | None = None,
     spare_taps: Mapping[str, Sequence[str]] | None = None,
+    operator_values: Mapping[str, Any] | None = None,
 ) -> Iterator[E2eEnv]:
     """Install the chart, build the lab, start the operator; tear all of it down afterwards.
 
@@ -1246,7 +1247,7 @@ def e2e_environment(
     KUBEVPC_E2E_KEEP=1 to keep the operator logs.
     """
     extra_env = [{"name": k, "value": v} for k, v in operator_env.items()]
-    values = {"operator": {"routerAddress": ROUTER_ADDRESS, "extraEnv": extra_env}}
+    values = {"operator": {"routerAddress": ROUTER_ADDRESS, "extraEnv": extra_env, **(operator_values or {})}}
     logs = TempDir("kvpc-e2e-")
     release = ChartRelease.install(kube, values)
     namespace = kube.create_namespace("tenant")
