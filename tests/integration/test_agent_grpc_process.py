@@ -341,6 +341,23 @@ def test_metrics_listen_serves_the_dataplane_counters_over_http() -> None:
         assert "kubevpc_dataplane_up 1.0" in text
         assert f'kubevpc_port_rx_packets_total{{ifname="{topology.pf0}",port="net_tap0"}}' in text
         assert 'kubevpc_node_packets_total{counter="' in text
+        # The CLI's view of the same endpoint: the dataplane answers and the uplink is listed.
+        shown = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kubevpc_agent.cli.main",
+                "stats",
+                f"--metrics-address=127.0.0.1:{metrics_port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert shown.stdout.startswith("dataplane: up\n"), shown.stdout
+        assert any(line.split()[:2] == ["net_tap0", topology.pf0] for line in shown.stdout.splitlines())
     finally:
         agent.close()
 

@@ -2,7 +2,8 @@
 
     kubevpc [--address=HOST:PORT] [-o json|yaml|table|name] <verb> <object> [--flags]
 
-Verbs: create (add), get, list, delete (del), reset, init. Exit codes as dpservice-cli: 0 done,
+Verbs: create (add), get, list, delete (del), reset, init; ``stats`` reads the agent's metrics
+endpoint instead of gRPC (kubevpc_agent.cli.stats). Exit codes as dpservice-cli: 0 done,
 1 client or gRPC error, 2 server (in-band status) error; errors print an ``Error`` document on
 stdout in json/yaml output. docs/cli.md lists every command.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
 
+from kubevpc_agent.cli import stats
 from kubevpc_agent.cli.client import Client, Connection, ServerError
 from kubevpc_agent.cli.commands import COMMANDS, resolve
 from kubevpc_agent.cli.flags import ClientError, Flag, bind, split_args
@@ -73,7 +76,24 @@ def usage() -> str:
         verbs.setdefault(verb, []).append(name)
     lines = ["Usage: kubevpc [--address=HOST:PORT] [-o json|yaml|table|name] <verb> <object> [flags]", ""]
     lines += [f"  {verb:<7} {', '.join(sorted(names))}" for verb, names in verbs.items()]
+    lines.append("  stats   (the dataplane's counters from the agent's --metrics-listen endpoint)")
     return "\n".join(lines) + "\n"
+
+
+def _stats(
+    raw: Mapping[str, Any], values: Mapping[str, Any], global_names: set[str], rest: Sequence[str]
+) -> int:
+    """``kubevpc stats``: the dataplane's counters from the agent's metrics endpoint (not gRPC)."""
+    if rest:
+        raise ClientError(f"accepts 0 arg(s), received {len(rest)}")
+    flags = (Flag("metrics-address", "string", stats.DEFAULT_METRICS_ADDRESS),)
+    local = bind(flags, {k: v for k, v in raw.items() if k not in global_names})
+    output = values["output"] or "table"
+    if output not in ("table", "json", "yaml"):
+        raise ClientError(f"error creating renderer: unknown renderer {output!r}")
+    text = stats.fetch(local["metrics-address"], _seconds(values["connect-timeout"]))
+    sys.stdout.write(stats.render(stats.summarize(text), output))
+    return 0
 
 
 def run(argv: Sequence[str]) -> int:
@@ -89,6 +109,8 @@ def run(argv: Sequence[str]) -> int:
         if values["help"] or not parsed.words:
             sys.stdout.write(usage())
             return 0 if values["help"] else CLIENT_ERROR
+        if parsed.words[0] == "stats":
+            return _stats(parsed.raw, values, global_names, parsed.words[1:])
         verb, word, *rest = [*parsed.words, ""] if len(parsed.words) == 1 else parsed.words
         command = resolve(verb, word or verb)
         if rest:
