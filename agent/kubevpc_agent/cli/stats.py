@@ -22,7 +22,7 @@ from kubevpc_agent.cli.flags import ClientError
 
 DEFAULT_METRICS_ADDRESS = "localhost:9464"  # the chart's agent.metrics.port
 
-PORT_FIELDS = {
+PORT_FIELDS = {  # metric family -> document field, in the table's column order
     "kubevpc_port_rx_packets": "rxPackets",
     "kubevpc_port_rx_dropped_packets": "rxDropped",
     "kubevpc_port_tx_packets": "txPackets",
@@ -92,10 +92,8 @@ def render(document: dict[str, Any], output: str) -> str:
     status = document["status"]
     lines = [f"dataplane: {status['dataplane']}", ""]
     port_rows = [
-        [p["port"], p["ifname"], p.get("rxPackets", 0), p.get("rxDropped", 0), p.get("txPackets", 0),
-         p.get("txDropped", 0)]
-        for p in status["ports"]
-    ]  # fmt: skip
+        [p["port"], p["ifname"], *(p.get(f, 0) for f in PORT_FIELDS.values())] for p in status["ports"]
+    ]
     lines += _table(["PORT", "IFNAME", "RX", "RX DROPPED", "TX", "TX DROPPED"], port_rows)
     drop_rows = [[d["node"], d["packets"]] for d in status["drops"]]
     lines += ["", *(_table(["NODE", "DROPPED"], drop_rows) if drop_rows else ["no packets dropped"])]
