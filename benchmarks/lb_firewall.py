@@ -30,15 +30,14 @@ from benchmarks.nodes import (
     REMOTE_V4,
     VF0,
     VM0_V4,
-    NodeTimer,
-    NullPort,
     Template,
+    graph_for,
     make_state,
+    time_delivered,
     tunnel_frames,
     udp_frames,
 )
 
-from kubevpc_agent.dataplane.pipeline import build_pipeline
 from kubevpc_agent.graph.batch import Batch, PacketPool
 from kubevpc_agent.graph.graph import Graph
 from kubevpc_agent.nodes.firewall import Firewall
@@ -48,7 +47,6 @@ from kubevpc_agent.tables.conntrack import FlowFlag, FwAction
 from kubevpc_agent.tables.maglev import build_maglev, sort_targets
 from kubevpc_agent.tables.model import Action, Direction, FirewallRule, LbPort, PortRange, Protocol
 from kubevpc_agent.tables.state import AgentState
-from kubevpc_agent.tables.vm_mac import PortMacs, mac_bytes
 
 BATCHES = (32, 256, 1024)
 LB_IP = IPv4Address("198.18.100.1")
@@ -127,36 +125,12 @@ def cases() -> list[Case]:
     ]
 
 
-def graph_for(state: AgentState) -> tuple[Graph, list[NullPort]]:
-    macs = PortMacs(PORTS)
-    macs.learn(PF0, mac_bytes("02:aa:bb:cc:dd:01"))
-    null_ports = [NullPort(p) for p in PORTS]
-    return build_pipeline(state, macs, null_ports), null_ports
-
-
 def bench_case(case: Case, n: int, repeat: int) -> tuple[float, float]:
     """Median ns/packet of the whole graph and the node's own ns/packet, established flows."""
-    graph, null_ports = graph_for(case.state())
-    pool = PacketPool(4 * n)
-    template = Template.of(case.frames, n, case.rx_port, pool)
-    timer = NodeTimer(graph)
-    samples = []
-    for i in range(repeat + 2):
-        batch = template.fresh(pool.alloc(n))
-        started = time.perf_counter_ns()
-        graph.enqueue(batch)
-        graph.run()
-        elapsed = time.perf_counter_ns() - started
-        warm = i >= 2  # the first runs create, balance and evaluate the flows
-        timer.end_run(keep=warm)
-        if not warm:
-            null_ports[case.delivered_to].sent = 0
-            continue
-        samples.append(elapsed / n)
-    delivered = null_ports[case.delivered_to].sent
-    if delivered != n * repeat:
-        raise RuntimeError(f"{case.name}: {delivered} of {n * repeat} frames delivered")
-    return statistics.median(samples), timer.medians()[case.node]
+    whole, nodes = time_delivered(
+        case.name, case.state(), case.frames, case.rx_port, case.delivered_to, n, repeat
+    )
+    return whole, nodes[case.node]
 
 
 def captured_input(graph: Graph, node_name: str, template: Template, n: int) -> Batch:

@@ -40,22 +40,21 @@ from benchmarks.nodes import (
     VF0,
     VM0_V4,
     VM1_V4,
-    NullPort,
     Template,
+    graph_for,
     make_state,
     tunnel_frames,
     udp_frames,
 )
 
 from dpdkironcore.v1 import dpdk_pb2 as pb
-from kubevpc_agent.dataplane.pipeline import build_pipeline
 from kubevpc_agent.graph.batch import PacketPool
 from kubevpc_agent.graph.graph import Graph
 from kubevpc_agent.lab.netns import NetnsPool
 from kubevpc_agent.tables import commands as cmd
 from kubevpc_agent.tables.model import Action, Direction, FirewallRule, PortRange, Protocol
 from kubevpc_agent.tables.state import AgentState
-from kubevpc_agent.tables.vm_mac import PortMacs, mac_bytes
+from kubevpc_agent.tables.vm_mac import mac_bytes
 
 NAT_IP = IPv4Address("198.51.100.1")
 NAT_UL = IPv6Address("fc00:1::d0:0:1:1")
@@ -88,13 +87,6 @@ def nf_state(firewall: bool = True) -> AgentState:
     return state
 
 
-def graph_of(state: AgentState) -> tuple[Graph, list[NullPort]]:
-    macs = PortMacs(PORTS)
-    macs.learn(PF0, mac_bytes("02:aa:bb:cc:dd:01"))
-    ports = [NullPort(p) for p in PORTS]
-    return build_pipeline(state, macs, ports), ports
-
-
 def run_batches(graph: Graph, template: Template, pool: PacketPool, repeat: int, warm: int = 2) -> float:
     """Median ns/packet of whole-graph runs over ``template`` (after ``warm`` untimed runs)."""
     n = len(template.lengths)
@@ -116,7 +108,7 @@ def part_graph(repeat: int) -> list[str]:
     ]
     for n in (256, 1024):
         state = nf_state()
-        graph, ports = graph_of(state)
+        graph, ports = graph_for(state)
         pool = PacketPool(4 * n)
         out = Template.of(udp_frames(VM0_V4, INTERNET, PORTS[VF0].mac), n, VF0, pool)
         ns_out = run_batches(graph, out, pool, repeat)
@@ -186,7 +178,7 @@ def part_newflows(batches: int) -> list[str]:
     ]
     for name, make, src, port in cases:
         state = make()
-        graph, ports = graph_of(state)
+        graph, ports = graph_for(state)
         to_vm = name.startswith("VM → VM")
         base = int(VM1_V4) if to_vm else int(INTERNET)
         pool = PacketPool(4 * n)

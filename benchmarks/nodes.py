@@ -235,15 +235,28 @@ def paths() -> list[Path]:
     ]
 
 
-def bench_path(path: Path, n: int, repeat: int, extra_routes: int = 0) -> tuple[float, dict[str, float]]:
-    """Median ns/packet of the whole graph for ``path`` at batch ``n``, and each node's ns/packet."""
-    state = make_state(extra_routes)
+def graph_for(state: AgentState) -> tuple[Graph, list[NullPort]]:
+    """The whole pipeline over null ports (the underlay router's MAC already learned)."""
     macs = PortMacs(PORTS)
     macs.learn(PF0, mac_bytes("02:aa:bb:cc:dd:01"))
     null_ports = [NullPort(p) for p in PORTS]
-    graph = build_pipeline(state, macs, null_ports)
+    return build_pipeline(state, macs, null_ports), null_ports
+
+
+def time_delivered(
+    name: str,
+    state: AgentState,
+    frames: Sequence[bytes],
+    rx_port: int,
+    delivered_to: int,
+    n: int,
+    repeat: int,
+) -> tuple[float, dict[str, float]]:
+    """Median ns/packet of the whole graph over batches of ``n`` copies of ``frames`` received on
+    ``rx_port``, and each node's ns/packet; every timed frame must reach ``delivered_to``."""
+    graph, null_ports = graph_for(state)
     pool = PacketPool(4 * n)
-    template = Template.of(path.frames, n, path.rx_port, pool)
+    template = Template.of(frames, n, rx_port, pool)
     timer = NodeTimer(graph)
     samples = []
     for i in range(repeat + 2):
@@ -253,14 +266,20 @@ def bench_path(path: Path, n: int, repeat: int, extra_routes: int = 0) -> tuple[
         graph.run()
         elapsed = time.perf_counter_ns() - started
         timer.end_run(keep=i >= 2)
-        if i < 2:  # warm-up: flows are created, tables compiled
-            null_ports[path.delivered_to].sent = 0
+        if i < 2:  # warm-up: flows are created, balanced and evaluated, tables compiled
+            null_ports[delivered_to].sent = 0
             continue
         samples.append(elapsed / n)
-    delivered = null_ports[path.delivered_to].sent
+    delivered = null_ports[delivered_to].sent
     if delivered != n * repeat:
-        raise RuntimeError(f"{path.name}: {delivered} of {n * repeat} frames delivered")
+        raise RuntimeError(f"{name}: {delivered} of {n * repeat} frames delivered")
     return statistics.median(samples), timer.medians()
+
+
+def bench_path(path: Path, n: int, repeat: int, extra_routes: int = 0) -> tuple[float, dict[str, float]]:
+    """Median ns/packet of the whole graph for ``path`` at batch ``n``, and each node's ns/packet."""
+    state = make_state(extra_routes)
+    return time_delivered(path.name, state, path.frames, path.rx_port, path.delivered_to, n, repeat)
 
 
 def bench_lpm(repeat: int) -> list[tuple[str, int, float]]:
