@@ -22,6 +22,7 @@ from kubevpc_agent.graph.node import Node
 from kubevpc_agent.graph.trace import Tracer
 from kubevpc_agent.ports.memory import MemoryPort
 from kubevpc_agent.tables import commands as cmd
+from kubevpc_agent.tables.conntrack import FlowTable, make_keys
 from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs, mac_bytes
 from testkit.dp_topology import CONFIG, PF0, PF1, PORTS, VM1, VM2, VM3, VM4, Vm
@@ -126,6 +127,26 @@ def receive(frames: Sequence[bytes], port: int, pool: PacketPool | None = None) 
     rx.inject(frames)
     batch = rx.receive(pool or PacketPool(max(64, 2 * len(frames))), MAX_BATCH)
     assert len(batch) == len(frames)
+    return batch
+
+
+def resolve_flows(flows: FlowTable, batch: Batch, now: float = 0.0) -> Batch:
+    """Give a classified batch its flows as conntrack would (VNF type 0 in the key, as for
+    interface and LB underlay traffic): created when new, found otherwise."""
+    keys = make_keys(
+        l3=batch.l3,
+        proto=batch.proto,
+        src_hi=batch.src_hi,
+        src_lo=batch.src_lo,
+        dst_hi=batch.dst_hi,
+        dst_lo=batch.dst_lo,
+        sport=batch.sport,
+        dport=batch.dport,
+        vni=batch.vni,
+        vnf_type=np.zeros(len(batch), dtype=np.uint8),
+    )
+    resolved = flows.resolve(keys, now, batch.rx_port)
+    batch.flow, batch.flow_dir = resolved.flow, resolved.dir
     return batch
 
 

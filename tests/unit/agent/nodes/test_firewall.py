@@ -24,7 +24,7 @@ from kubevpc_agent.nodes.cls import Cls
 from kubevpc_agent.nodes.firewall import Firewall, Next
 from kubevpc_agent.nodes.ipip_decap import IpipDecap
 from kubevpc_agent.tables import commands as cmd
-from kubevpc_agent.tables.conntrack import Dir, FlowFlag, FlowTable, FwAction, make_keys
+from kubevpc_agent.tables.conntrack import Dir, FlowFlag, FlowTable, FwAction
 from kubevpc_agent.tables.firewall_eval import FirewallTable, Verdict
 from kubevpc_agent.tables.model import Action, Direction, FirewallRule, PortRange, Protocol
 from kubevpc_agent.tables.port_table import PortTable
@@ -33,7 +33,7 @@ from kubevpc_agent.tables.vm_mac import PortMacs
 from kubevpc_agent.tables.vnf_map import VnfMap
 from testkit.dp_topology import CONFIG, PF0, PORTS, VM1, VM2, VM3, VM4, Vm
 from testkit.firewall_reference import Flow, reference_verdict
-from testkit.overlay import NodeRun, build_state, receive, run_node, underlay_of
+from testkit.overlay import NodeRun, build_state, receive, resolve_flows, run_node, underlay_of
 
 PUBLIC_IP = "45.86.6.6"
 PUBLIC_IPV6 = "2001:4860:4860::8888"
@@ -80,20 +80,7 @@ class Rig:
         assert set(np.atleast_1d(self.cls.process(batch)).tolist()) <= {3, 4}  # conntrack / ipip_decap
         if port == PF0:
             assert set(np.atleast_1d(self.decap.process(batch)).tolist()) == {1}
-        keys = make_keys(
-            l3=batch.l3,
-            proto=batch.proto,
-            src_hi=batch.src_hi,
-            src_lo=batch.src_lo,
-            dst_hi=batch.dst_hi,
-            dst_lo=batch.dst_lo,
-            sport=batch.sport,
-            dport=batch.dport,
-            vni=batch.vni,
-            vnf_type=np.zeros(len(batch), dtype=np.uint8),
-        )
-        resolved = self.flows.resolve(keys, 0.0, batch.rx_port)
-        batch.flow, batch.flow_dir = resolved.flow, resolved.dir
+        resolve_flows(self.flows, batch)
         batch.tx_port[:] = tx_port
         return batch
 

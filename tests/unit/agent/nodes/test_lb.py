@@ -35,7 +35,7 @@ from kubevpc_agent.tables.state import AgentState
 from kubevpc_agent.tables.vm_mac import PortMacs
 from kubevpc_agent.tables.vnf_map import VnfMap
 from testkit.dp_topology import PF0, PF1, PORTS, VM1
-from testkit.overlay import NodeRun, build_state, receive, run_node
+from testkit.overlay import NodeRun, build_state, receive, resolve_flows, run_node
 
 LB_IP, LB_IP6 = "172.22.2.1", "2a10:defe:e01f:f4::2"
 LB_UL = IPv6Address("fc00:1::4c:0:0:1")
@@ -76,21 +76,7 @@ class Rig:
         batch = receive([bytes(p) for p in pkts], port)
         assert set(np.atleast_1d(self.cls.process(batch)).tolist()) == {4}  # ipip_decap
         assert set(np.atleast_1d(self.decap.process(batch)).tolist()) == {1}
-        keys = make_keys(
-            l3=batch.l3,
-            proto=batch.proto,
-            src_hi=batch.src_hi,
-            src_lo=batch.src_lo,
-            dst_hi=batch.dst_hi,
-            dst_lo=batch.dst_lo,
-            sport=batch.sport,
-            dport=batch.dport,
-            vni=batch.vni,
-            vnf_type=np.zeros(len(batch), dtype=np.uint8),  # LB underlay traffic: VNF type 0 in the key
-        )
-        resolved = self.flows.resolve(keys, 0.0, batch.rx_port)
-        batch.flow, batch.flow_dir = resolved.flow, resolved.dir
-        return batch
+        return resolve_flows(self.flows, batch)
 
     def send(self, pkts: list[Packet], port: int = PF0) -> NodeRun:
         return run_node(self.node, self.batch(pkts, port))
