@@ -16,7 +16,6 @@ left the VPC: the VIP, or the NAT IP with a port of the right slice.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address
@@ -28,6 +27,7 @@ from kubevpc_agent.lab.agent import LabClient
 from kubevpc_agent.lab.netns import Netns, NetnsPool, leftover_namespaces
 from kubevpc_agent.lab.topology import Lab, Node, Vm
 from testkit.border_router import INTERNET_V4, BorderRouter, attach_internet
+from testkit.http_peers import start_whoami
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
@@ -38,24 +38,6 @@ NAT_IP = "45.86.7.20"
 SLICES = {"nat": (1000, 1010), "v6only": (1010, 1020), "far": (1020, 1030)}
 SERVER_PORT = 8080
 NAT64_SERVER = "64:ff9b::2d56:606"  # 45.86.6.6 in the RFC 6052 prefix
-
-# answers every GET with "<client address> <client port>"; prints "listening" once bound
-WHO_AM_I = r"""
-import http.server, socket, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = f"{self.client_address[0]} {self.client_address[1]}".encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
-s = S((sys.argv[1], int(sys.argv[2])), H)
-print("listening", flush=True)
-s.serve_forever()
-"""
-
 
 # --- gRPC helpers (the lab client covers interfaces and routes only) ------------------------------
 
@@ -115,11 +97,6 @@ class NatLab:
         return address, int(port)
 
 
-def serve(ns: Netns, address: str, port: int) -> None:
-    proc = ns.popen(sys.executable, "-c", WHO_AM_I, address, str(port))
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
-
-
 @pytest.fixture(scope="module")
 def nat_lab() -> Iterator[NatLab]:
     pool = NetnsPool()
@@ -151,8 +128,8 @@ def nat_lab() -> Iterator[NatLab]:
         for vm in (vip, nat, far):
             vm.dhcp4()
         v6only.dhcp6()
-        serve(inet, str(INTERNET_V4), SERVER_PORT)
-        serve(vip.ns, "0.0.0.0", SERVER_PORT)
+        start_whoami(inet, str(INTERNET_V4), SERVER_PORT)
+        start_whoami(vip.ns, "0.0.0.0", SERVER_PORT)
         yield NatLab(lab, n1, n2, inet, border, vip, nat, v6only, far)
     finally:
         names = [ns.name for ns in pool.namespaces]

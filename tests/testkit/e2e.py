@@ -55,6 +55,7 @@ from dpdkironcore.v1 import dpdk_pb2_grpc as pbg
 from kubevpc_agent.lab.agent import AgentProcess, LabClient
 from kubevpc_agent.lab.netns import Netns, NetnsPool, wait_for
 from kubevpc_agent.lab.topology import Lab, Node, Vm
+from testkit import http_peers
 from testkit.border_router import BorderRouter, attach_internet
 from testkit.k8s_env import KubeControlPlane, find_tool, free_port
 
@@ -1083,31 +1084,10 @@ def announce_public(lab: E2eLab, objects: Objects) -> dict[str, str]:
 
 # --- traffic ----------------------------------------------------------------------------------------
 
-# An HTTP server that answers every GET with "<name> <client address> <client port>".
-WHO_AM_I = r"""
-import http.server, socket, sys
-name = sys.argv[3]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = f"{name} {self.client_address[0]} {self.client_address[1]}".encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
-    allow_reuse_address = True
-    daemon_threads = True
-s = S((sys.argv[1], int(sys.argv[2])), H)
-print("listening", flush=True)
-s.serve_forever()
-"""
-
 
 def serve_http(ns: Netns, address: str, port: int, name: str) -> subprocess.Popen[str]:
-    proc = ns.popen(sys.executable, "-c", WHO_AM_I, address, str(port), name)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
-    return proc
+    """An HTTP server in ``ns`` answering every GET with "<name> <client address> <client port>"."""
+    return http_peers.start_whoami(ns, address, port, name)
 
 
 def fetch(ns: Netns, url: str, timeout: float = 5.0) -> tuple[str, str, int]:

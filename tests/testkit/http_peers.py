@@ -2,6 +2,9 @@
 
 Run as a script inside a namespace (standard library only, so no path set-up is needed)::
 
+    python http_peers.py whoami ADDR PORT [NAME]
+        answers every GET with "[NAME ]<client address> <client port>" (what a NAT or VIP made of
+        the client), listening on ADDR (IPv4 or IPv6); prints "listening".
     python http_peers.py serve NAME PORT
         answers every GET with NAME (HTTP/1.1, keep-alive); GET /stats returns JSON
         {"name": NAME, "requests": n, "peers": {"<client port>": requests}}; prints "listening".
@@ -23,10 +26,13 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import socket
 import socketserver
+import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 TIMEOUT = 5.0  # seconds per request: a dropped SYN or a reset must not hang the test
 
@@ -64,6 +70,36 @@ def serve(name: str, port: int) -> None:
     with Server(("0.0.0.0", port), Handler) as server:
         print("listening", flush=True)
         server.serve_forever()
+
+
+def whoami(address: str, port: int, name: str = "") -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen = f"{self.client_address[0]} {self.client_address[1]}"
+            data = (f"{name} {seen}" if name else seen).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        allow_reuse_address = True
+        daemon_threads = True
+
+    with Server((address, port), Handler) as server:
+        print("listening", flush=True)
+        server.serve_forever()
+
+
+def start_whoami(ns: Any, address: str, port: int, name: str = "") -> subprocess.Popen[str]:
+    """Run :func:`whoami` inside ``ns`` (a testkit ``Netns``) and return once it listens."""
+    proc: subprocess.Popen[str] = ns.popen(sys.executable, __file__, "whoami", address, str(port), name)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+    return proc
 
 
 def _get(conn: http.client.HTTPConnection) -> str:
@@ -110,7 +146,9 @@ def hold(addr: str, port: int, src: str, first: int, count: int) -> None:
 
 def main(argv: list[str]) -> None:
     mode, *args = argv
-    if mode == "serve":
+    if mode == "whoami":
+        whoami(args[0], int(args[1]), *args[2:3])
+    elif mode == "serve":
         serve(args[0], int(args[1]))
     elif mode == "spread":
         spread(args[0], int(args[1]), args[2], *(int(a) for a in args[3:7]))
