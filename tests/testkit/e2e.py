@@ -1100,20 +1100,7 @@ def fetch(ns: Netns, url: str, timeout: float = 5.0) -> tuple[str, str, int]:
 
 
 def ping(ns: Netns, target: str, count: int = 3, deadline: float = 6.0) -> bool:
-    result = ns.try_run(
-        "ping",
-        "-c",
-        str(count),
-        "-i",
-        "0.2",
-        "-W",
-        "1",
-        "-w",
-        str(int(deadline)),
-        target,
-        timeout=deadline + 5,
-    )
-    return result.returncode == 0
+    return ns.ping(target, count, deadline)
 
 
 def poll(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

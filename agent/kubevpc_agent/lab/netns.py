@@ -75,6 +75,11 @@ class Netns:
     def try_run(self, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.argv(*cmd), check=False, capture_output=True, text=True, timeout=timeout)
 
+    def ping(self, target: str, count: int = 3, timeout: float = 10) -> bool:
+        """``ping`` from this namespace: True when replies came within ``timeout`` seconds."""
+        argv = ("ping", "-c", str(count), "-i", "0.2", "-W", "1", "-w", str(int(timeout)), target)
+        return self.try_run(*argv, timeout=timeout + 5).returncode == 0
+
     def popen(self, *cmd: str, **kwargs: Any) -> subprocess.Popen[str]:
         """Start a process inside the namespace; the pool stops it on close."""
         kwargs.setdefault("stdout", subprocess.PIPE)

@@ -150,20 +150,7 @@ class Vm:
         return [a["local"] for entry in out for a in entry.get("addr_info", []) if a.get("scope") == "global"]
 
     def ping(self, target: str, count: int = 3, timeout: float = 10) -> bool:
-        result = self.ns.try_run(
-            "ping",
-            "-c",
-            str(count),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            "-w",
-            str(int(timeout)),
-            target,
-            timeout=timeout + 5,
-        )
-        return result.returncode == 0
+        return self.ns.ping(target, count, timeout)
 
     def run(self, *cmd: str, timeout: float = 30) -> str:
         return self.ns.run(*cmd, timeout=timeout)
