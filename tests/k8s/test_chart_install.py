@@ -14,16 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from testkit.e2e import ChartRelease
 from testkit.k8s_env import KubeControlPlane, ToolsMissingError, find_tool
 
 pytestmark = pytest.mark.k8s
@@ -36,70 +34,24 @@ PLURALS = ("vpcs", "networkinterfaces", "loadbalancers", "natgateways")
 CRD_NAMES = [f"{plural}.{GROUP}" for plural in PLURALS] + ["clusterkopfpeerings.kopf.dev"]
 
 
-@dataclass(frozen=True)
-class Release:
-    """One installed release of the chart."""
-
-    name: str
-    namespace: str
-    helm: Path
-    helm_env: dict[str, str]
-    kubeconfig: Path
-
-    @property
-    def fullname(self) -> str:
-        return self.name if "kubevpc" in self.name else f"{self.name}-kubevpc"
-
-    @property
-    def operator_sa(self) -> str:
-        return f"system:serviceaccount:{self.namespace}:{self.fullname}-operator"
-
-    def run_helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(self.helm), *args, f"--kubeconfig={self.kubeconfig}", f"--namespace={self.namespace}"],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-            env=self.helm_env,
-        )
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-
 @pytest.fixture(scope="module")
-def release(kube: KubeControlPlane) -> Iterator[Release]:
-    """The chart installed with ci/default-values.yaml under a unique release name."""
+def release(kube: KubeControlPlane) -> Iterator[ChartRelease]:
+    """The chart installed with ci/default-values.yaml under a unique release name (cluster-scoped
+    objects such as the ClusterRole and the ClusterKopfPeering are named after the release)."""
     try:
-        helm = find_tool("helm")
+        find_tool("helm")
     except ToolsMissingError as error:
         if os.environ.get("CI") or os.environ.get("KUBEVPC_REQUIRE_ALL_TIERS") == "1":
             pytest.fail(str(error))
         pytest.skip(str(error))
-    home = kube.workdir / "helm-home"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-    installed = Release(
-        # Unique: cluster-scoped objects (ClusterRole, ClusterKopfPeering) are named after the release.
-        name=f"kubevpc-{uuid.uuid4().hex[:6]}",
-        namespace=kube.create_namespace("kubevpc-system"),
-        helm=helm,
-        helm_env=env,
-        kubeconfig=kube.kubeconfig,
-    )
-    installed.run_helm("install", installed.name, str(CHART), "-f", str(CHART / "ci" / "default-values.yaml"))
+    values = yaml.safe_load((CHART / "ci" / "default-values.yaml").read_text()) or {}
+    installed = ChartRelease.install(kube, values)
     yield installed
-    installed.run_helm("uninstall", installed.name, "--wait", check=False)
+    installed.uninstall()
 
 
 @pytest.fixture(scope="module")
-def tenant(kube: KubeControlPlane, release: Release) -> str:
+def tenant(kube: KubeControlPlane, release: ChartRelease) -> str:
     """A namespace holding the samples (applied once the CRDs are established)."""
     for name in CRD_NAMES:
         kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
@@ -115,13 +67,13 @@ def get_json(kube: KubeControlPlane, *args: str) -> Any:
 # --- install ----------------------------------------------------------------------------------------
 
 
-def test_release_is_deployed(release: Release) -> None:
-    status = json.loads(release.run_helm("status", release.name, "-o", "json").stdout)
+def test_release_is_deployed(release: ChartRelease) -> None:
+    status = json.loads(release.helm("status", release.name, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
     assert "kubevpc.dev/dataplane=true" in status["info"]["notes"]
 
 
-def test_crds_are_established_with_their_names(kube: KubeControlPlane, release: Release) -> None:
+def test_crds_are_established_with_their_names(kube: KubeControlPlane, release: ChartRelease) -> None:
     for name in CRD_NAMES:
         kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
         crd = get_json(kube, "crd", name)
@@ -135,7 +87,7 @@ def test_crds_are_established_with_their_names(kube: KubeControlPlane, release: 
     assert resources.count("kubevpc") >= 4  # the category
 
 
-def test_workloads_rbac_and_service_accounts_exist(kube: KubeControlPlane, release: Release) -> None:
+def test_workloads_rbac_and_service_accounts_exist(kube: KubeControlPlane, release: ChartRelease) -> None:
     ns, full = release.namespace, release.fullname
     deployment = get_json(kube, "deployment", f"{full}-operator", "-n", ns)
     daemonset = get_json(kube, "daemonset", f"{full}-agent", "-n", ns)
@@ -577,9 +529,9 @@ def can_i(kube: KubeControlPlane, who: str, *args: str) -> bool:
 
 
 def test_operator_service_account_may_do_its_job(
-    kube: KubeControlPlane, release: Release, tenant: str
+    kube: KubeControlPlane, release: ChartRelease, tenant: str
 ) -> None:
-    sa = release.operator_sa
+    sa = release.operator_user
     for plural in PLURALS:
         resource = f"{plural}.{GROUP}"
         for verb in ("get", "list", "watch", "patch"):
@@ -594,9 +546,9 @@ def test_operator_service_account_may_do_its_job(
 
 
 def test_operator_service_account_may_do_nothing_else(
-    kube: KubeControlPlane, release: Release, tenant: str
+    kube: KubeControlPlane, release: ChartRelease, tenant: str
 ) -> None:
-    sa = release.operator_sa
+    sa = release.operator_user
     forbidden = [
         ("get", "secrets", "-n", release.namespace),
         ("list", "secrets", "--all-namespaces"),
@@ -615,7 +567,7 @@ def test_operator_service_account_may_do_nothing_else(
         assert not can_i(kube, sa, *args), args
 
 
-def test_agent_service_account_has_no_api_access(kube: KubeControlPlane, release: Release) -> None:
+def test_agent_service_account_has_no_api_access(kube: KubeControlPlane, release: ChartRelease) -> None:
     sa = f"system:serviceaccount:{release.namespace}:{release.fullname}-agent"
     for args in (
         ("list", "pods", "-n", release.namespace),
@@ -625,9 +577,11 @@ def test_agent_service_account_has_no_api_access(kube: KubeControlPlane, release
         assert not can_i(kube, sa, *args), args
 
 
-def test_operator_token_works_within_its_rbac(kube: KubeControlPlane, release: Release, tenant: str) -> None:
+def test_operator_token_works_within_its_rbac(
+    kube: KubeControlPlane, release: ChartRelease, tenant: str
+) -> None:
     """With a real token of the chart's ServiceAccount, as the operator will run in the e2e tests."""
-    config = kube.service_account_kubeconfig(release.namespace, f"{release.fullname}-operator")
+    config = kube.service_account_kubeconfig(release.namespace, release.operator_service_account)
     listed = json.loads(kube.kubectl("get", "nic", "-A", "-o", "json", kubeconfig=config).stdout)
     assert len([i for i in listed["items"] if i["metadata"]["namespace"] == tenant]) == 5
     status = {"status": {"state": "Programmed", "nodeName": "node-c", "conditions": [ready(1)]}}
@@ -672,9 +626,9 @@ def test_operator_token_works_within_its_rbac(kube: KubeControlPlane, release: R
 
 
 def test_uninstall_removes_the_release_and_keeps_crds_and_objects(
-    kube: KubeControlPlane, release: Release, tenant: str
+    kube: KubeControlPlane, release: ChartRelease, tenant: str
 ) -> None:
-    release.run_helm("uninstall", release.name, "--wait")
+    release.helm("uninstall", release.name, "--wait")
     full = release.fullname
     for args in (
         ("deployment", f"{full}-operator", "-n", release.namespace),
@@ -688,4 +642,4 @@ def test_uninstall_removes_the_release_and_keeps_crds_and_objects(
     for name in CRD_NAMES:
         kube.kubectl("get", "crd", name)
     assert len(get_json(kube, "nic", "-n", tenant)["items"]) == 5
-    assert yaml.safe_load(release.run_helm("list", "-o", "yaml").stdout) == []
+    assert yaml.safe_load(release.helm("list", "-o", "yaml").stdout) == []

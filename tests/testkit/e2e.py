@@ -100,6 +100,11 @@ class ChartRelease:
     def operator_service_account(self) -> str:
         return f"{self.fullname}-operator"
 
+    @property
+    def operator_user(self) -> str:
+        """The operator's ServiceAccount as the API server names the user."""
+        return f"system:serviceaccount:{self.namespace}:{self.operator_service_account}"
+
     def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         home = self.kube.workdir / "helm-home"
         env = {
