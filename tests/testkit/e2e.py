@@ -500,6 +500,11 @@ class Dataplane:
     routes: frozenset[tuple[int, str, int, str]] = frozenset()  # vni, prefix, nexthop vni, nexthop
     neighbor_nats: frozenset[tuple[str, int, int, int, str]] = frozenset()  # ip, vni, min, max, underlay
 
+    @classmethod
+    def of(cls, *tables: Iterable[Any]) -> Dataplane:
+        """One from plain collections, in field order."""
+        return cls(*(frozenset(table) for table in tables))
+
     def is_empty(self) -> bool:
         return not any(getattr(self, name) for name in self.__dataclass_fields__)
 
@@ -615,17 +620,17 @@ class AgentView:
             (_addr(n.actual_nat_ip), n.vni, n.min_port, n.max_port, _text(n.underlay_route))
             for n in neighbors.nat_entries
         }
-        return Dataplane(
-            frozenset(interfaces),
-            frozenset(vips),
-            frozenset(nats),
-            frozenset(prefixes),
-            frozenset(lb_prefixes),
-            frozenset(rules),
-            frozenset(load_balancers),
-            frozenset(targets),
-            frozenset(routes),
-            frozenset(neighbor_nats),
+        return Dataplane.of(
+            interfaces,
+            vips,
+            nats,
+            prefixes,
+            lb_prefixes,
+            rules,
+            load_balancers,
+            targets,
+            routes,
+            neighbor_nats,
         )
 
 
@@ -818,17 +823,17 @@ def expected_dataplane(
             )
 
         result[node] = Expected(
-            Dataplane(
-                frozenset(interfaces),
-                frozenset(vips),
-                frozenset(nats),
-                frozenset(prefixes),
-                frozenset(lb_prefixes),
-                frozenset(rules),
-                frozenset(load_balancers),
-                frozenset(targets),
-                frozenset(),
-                frozenset(neighbor_nats),
+            Dataplane.of(
+                interfaces,
+                vips,
+                nats,
+                prefixes,
+                lb_prefixes,
+                rules,
+                load_balancers,
+                targets,
+                (),
+                neighbor_nats,
             ),
             routes,
         )
