@@ -47,28 +47,42 @@ def test_slots_are_shared_evenly(targets: tuple[IPv6Address, ...]) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(target_sets.filter(lambda t: len(t) >= 2), st.data())
-def test_removing_a_target_reassigns_its_slots_and_few_others(
-    targets: tuple[IPv6Address, ...], data: st.DataObject
-) -> None:
+def test_a_removed_target_keeps_no_slot(targets: tuple[IPv6Address, ...], data: st.DataObject) -> None:
     gone = data.draw(st.sampled_from(targets))
-    before = owners(targets)
-    after = owners(tuple(t for t in targets if t != gone))
-    assert gone not in after
-    others_moved = sum(1 for b, a in zip(before, after, strict=True) if b != gone and b != a)
-    assert others_moved <= 0.2 * MAGLEV_SIZE  # measured worst case ~0.16 over random sets
+    assert gone not in owners(tuple(t for t in targets if t != gone))
 
 
 @settings(max_examples=200, deadline=None)
 @given(target_sets.filter(lambda t: len(t) < 64), addresses)
-def test_adding_a_target_moves_a_bounded_share(targets: tuple[IPv6Address, ...], new: IPv6Address) -> None:
+def test_an_added_target_takes_its_fair_share(targets: tuple[IPv6Address, ...], new: IPv6Address) -> None:
     if new in targets:
         return
-    before = owners(targets)
-    after = owners(sort_targets([*targets, new]))
-    taken = sum(1 for a in after if a == new)
-    assert abs(taken - MAGLEV_SIZE / (len(targets) + 1)) <= 1  # the newcomer's fair share ...
-    shuffled = sum(1 for b, a in zip(before, after, strict=True) if a != new and a != b)
-    assert shuffled <= 0.2 * MAGLEV_SIZE  # ... plus a bounded reshuffle among the others
+    taken = sum(1 for a in owners(sort_targets([*targets, new])) if a == new)
+    assert abs(taken - MAGLEV_SIZE / (len(targets) + 1)) <= 1
+
+
+def moved_by_adding(targets: tuple[IPv6Address, ...], new: IPv6Address) -> float:
+    """Share of the slots that change hands among the old targets when ``new`` joins (removing
+    ``new`` again moves the same slots back)."""
+    before, after = owners(targets), owners(sort_targets([*targets, new]))
+    return sum(1 for b, a in zip(before, after, strict=True) if a != new and a != b) / MAGLEV_SIZE
+
+
+def test_a_target_joining_or_leaving_moves_few_other_slots() -> None:
+    """Maglev's minimal disruption is statistical, not a bound per case: for a few targets whose
+    permutations happen to interleave badly a join can move a third of the others' slots (hypothesis
+    found 0.35 for two targets joined by a third; 0.445 was the worst of 81,000 random small sets).
+    So: over a fixed sample of 400 random sets of 1-63 targets, on average under 5 % move and in 99 %
+    of cases under 20 % (a table rebuilt without Maglev's consistency moves about half)."""
+    rng = random.Random(20261125)
+    moved = []
+    for _ in range(400):
+        count = rng.choice([1, 2, 3, 4, 6, 8, 16, 32, 63])
+        targets = sort_targets(list({IPv6Address(rng.getrandbits(128)) for _ in range(count)}))
+        moved.append(moved_by_adding(targets, IPv6Address(rng.getrandbits(128))))
+    moved.sort()
+    assert sum(moved) / len(moved) < 0.05, sum(moved) / len(moved)
+    assert moved[int(0.99 * len(moved))] < 0.2, moved[-10:]
 
 
 def flow_hashes(n: int, seed: int) -> np.ndarray:
