@@ -29,7 +29,7 @@ from dpdkironcore.v1 import dpdk_pb2 as pb
 from kubevpc_agent.lab.agent import LabClient
 from kubevpc_agent.lab.netns import Netns, NetnsPool, leftover_namespaces
 from kubevpc_agent.lab.topology import Lab, Node, Vm
-from testkit.border_router import INTERNET_V4, BorderRouter, attach_internet
+from testkit.border_router import INTERNET_V4, BorderRouter, attach_internet, lab_with_border
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
@@ -171,10 +171,7 @@ class LbLab:
 
 @pytest.fixture(scope="module")
 def lb_lab() -> Iterator[LbLab]:
-    pool = NetnsPool()
-    lab = Lab(pool)
-    border = BorderRouter(lab.router, BORDER)
-    try:
+    with lab_with_border(BORDER) as (pool, lab, border):
         n1, n2 = lab.add_node("node1"), lab.add_node("node2")
         be1, be2 = n1.add_tap_vm("be1"), n1.add_veth_vm("be2")
         be3, be4 = n2.add_tap_vm("be3"), n2.add_veth_vm("be4")
@@ -211,12 +208,6 @@ def lb_lab() -> Iterator[LbLab]:
         for vm in (fw_a, fw_b):
             vm.dhcp4()
         yield LbLab(lab, n1, n2, inet, border, backends, targets, fw_a, fw_b)
-    finally:
-        names = [ns.name for ns in pool.namespaces]
-        border.stop()
-        lab.close()
-        pool.close()
-        assert leftover_namespaces(names) == []
 
 
 # --- load balancer -----------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ import pytest
 
 from dpdkironcore.v1 import dpdk_pb2 as pb
 from kubevpc_agent.lab.agent import LabClient
-from kubevpc_agent.lab.netns import Netns, NetnsPool, leftover_namespaces
+from kubevpc_agent.lab.netns import Netns
 from kubevpc_agent.lab.topology import Lab, Node, Vm
-from testkit.border_router import INTERNET_V4, BorderRouter, attach_internet
+from testkit.border_router import INTERNET_V4, BorderRouter, attach_internet, lab_with_border
 from testkit.http_peers import start_whoami
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
@@ -99,10 +99,7 @@ class NatLab:
 
 @pytest.fixture(scope="module")
 def nat_lab() -> Iterator[NatLab]:
-    pool = NetnsPool()
-    lab = Lab(pool)
-    border = BorderRouter(lab.router, BORDER)
-    try:
+    with lab_with_border(BORDER) as (pool, lab, border):
         n1, n2 = lab.add_node("node1"), lab.add_node("node2")
         vip, nat, v6only = n1.add_tap_vm("vip"), n1.add_veth_vm("nat"), n1.add_tap_vm("v6only")
         far = n2.add_tap_vm("far")
@@ -131,12 +128,6 @@ def nat_lab() -> Iterator[NatLab]:
         start_whoami(inet, str(INTERNET_V4), SERVER_PORT)
         start_whoami(vip.ns, "0.0.0.0", SERVER_PORT)
         yield NatLab(lab, n1, n2, inet, border, vip, nat, v6only, far)
-    finally:
-        names = [ns.name for ns in pool.namespaces]
-        border.stop()
-        lab.close()
-        pool.close()
-        assert leftover_namespaces(names) == []
 
 
 SERVER_URL = f"http://{INTERNET_V4}:{SERVER_PORT}/"

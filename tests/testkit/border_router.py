@@ -30,10 +30,12 @@ import os
 import select
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
-from testkit.netns import Netns, NetnsPool, inside
+from kubevpc_agent.lab.topology import Lab
+from testkit.netns import Netns, NetnsPool, inside, leftover_namespaces
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -192,3 +194,20 @@ def attach_internet(pool: NetnsPool, router: Netns, name: str = "inet") -> Netns
     with contextlib.suppress(Exception):
         inet.sysctl("net.ipv6.conf.all.accept_dad", 0)
     return inet
+
+
+@contextlib.contextmanager
+def lab_with_border(border: str) -> Iterator[tuple[NetnsPool, Lab, BorderRouter]]:
+    """A lab whose underlay router also hosts the border router ``border``; on the way out the
+    border stops, the lab and its namespaces go, and none may be left behind."""
+    pool = NetnsPool()
+    lab = Lab(pool)
+    router = BorderRouter(lab.router, border)
+    try:
+        yield pool, lab, router
+    finally:
+        names = [ns.name for ns in pool.namespaces]
+        router.stop()
+        lab.close()
+        pool.close()
+        assert leftover_namespaces(names) == []
