@@ -37,11 +37,25 @@ from typing import Any
 TIMEOUT = 5.0  # seconds per request: a dropped SYN or a reset must not hang the test
 
 
+class Quiet(http.server.BaseHTTPRequestHandler):
+    """A handler that logs nothing and answers 200 with a text body."""
+
+    def answer(self, body: str) -> None:
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 def serve(name: str, port: int) -> None:
     lock = threading.Lock()
     peers: dict[str, int] = {}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(Quiet):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
@@ -53,14 +67,7 @@ def serve(name: str, port: int) -> None:
                     key = str(self.client_address[1])
                     peers[key] = peers.get(key, 0) + 1
                 body = name
-            data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+            self.answer(body)
 
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         daemon_threads = True
@@ -73,17 +80,10 @@ def serve(name: str, port: int) -> None:
 
 
 def whoami(address: str, port: int, name: str = "") -> None:
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_GET(self) -> None:
             seen = f"{self.client_address[0]} {self.client_address[1]}"
-            data = (f"{name} {seen}" if name else seen).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+            self.answer(f"{name} {seen}" if name else seen)
 
     class Server(http.server.ThreadingHTTPServer):
         address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
