@@ -265,7 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             agents = [n.agent.proc.pid for n in lab.nodes if n.agent is not None]
             say(f"kept: namespaces {[ns.name for ns in pool.namespaces]}")
             say(f"      agent pids {agents}, sockets in {lab.workdir}")
-            say("remove later with: kill " + " ".join(map(str, agents)) + " && make clean-netns")
+            running = [p.pid for p in pool.processes if p.poll() is None]  # agents, echo servers
+            pids = " ".join(map(str, dict.fromkeys([*agents, *running])))
+            say(f"remove later with: kill {pids} && make clean-netns")
         else:
             say("tearing down: agents, TAP devices, namespaces")
             lab.close()
