@@ -53,7 +53,7 @@ import yaml
 from dpdkironcore.v1 import dpdk_pb2 as pb
 from dpdkironcore.v1 import dpdk_pb2_grpc as pbg
 from kubevpc_agent.lab.agent import AgentProcess, LabClient
-from kubevpc_agent.lab.netns import Netns, NetnsPool, wait_for
+from kubevpc_agent.lab.netns import Netns, NetnsPool, stop_process_group, wait_for
 from kubevpc_agent.lab.topology import Lab, Node, Vm
 from testkit import http_peers
 from testkit.border_router import BorderRouter, attach_internet
@@ -244,17 +244,8 @@ class OperatorProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
+        if self.proc is not None:
+            stop_process_group(self.proc, sig, timeout)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no peering goodbye, a handler possibly half-way."""

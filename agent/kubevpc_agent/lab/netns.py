@@ -104,6 +104,21 @@ class Netns:
         return [int(p) for p in out.split()]
 
 
+def stop_process_group(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
+    """Send ``sig`` to the process group of ``proc`` (started with a new session) and wait; SIGKILL
+    the group if it has not exited within ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+
+
 class NetnsPool:
     """Creates namespaces and veth pairs and removes all of it on :meth:`close`."""
 
@@ -144,15 +159,7 @@ class NetnsPool:
 
     def stop(self, proc: subprocess.Popen[str], timeout: float = 5.0) -> None:
         """SIGTERM a started process group, SIGKILL if it does not exit in time."""
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
+        stop_process_group(proc, signal.SIGTERM, timeout)
         for stream in (proc.stdout, proc.stderr, proc.stdin):
             if stream is not None:
                 stream.close()
